@@ -1,0 +1,40 @@
+using WebDefense.Core.Runtime;
+
+namespace WebDefense.Server.Hosting;
+
+/// <summary>What the start-up probe of the tensor engine found; the ML features need <see cref="Available"/>.</summary>
+public sealed record EngineStatus(bool Available, string Detail, TorchRuntimeInfo? Info);
+
+public static class EngineServices
+{
+    /// <summary>Probes TorchSharp once at start-up, logs the outcome and registers it.</summary>
+    public static WebApplicationBuilder AddEngineServices(this WebApplicationBuilder builder)
+    {
+        EngineStatus status;
+        try
+        {
+            var info = TorchRuntime.EnsureAvailable();
+            status = new EngineStatus(true, $"TorchSharp loaded from {info.NativeLibrary}", info);
+        }
+        catch (TorchRuntimeUnavailableException ex)
+        {
+            status = new EngineStatus(false, ex.Message, null);
+        }
+
+        builder.Services.AddSingleton(status);
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health", (EngineStatus engine, ILogger<EngineStatus> log) =>
+        {
+            if (!engine.Available) log.LogError("Tensor engine unavailable: {Detail}", engine.Detail);
+            var body = new { status = engine.Available ? "ready" : "degraded", engine = engine.Detail, cuda = engine.Info?.CudaAvailable ?? false };
+            return engine.Available ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
+        })
+        .WithName("Health")
+        .WithSummary("Readiness of the service and its tensor engine.");
+        return app;
+    }
+}

@@ -1,0 +1,20 @@
+using WebDefense.Server.Hosting;
+
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    ContentRootPath = AppContext.BaseDirectory,
+    WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
+});
+builder.AddEngineServices();
+builder.Services.AddRazorComponents();
+
+var app = builder.Build();
+app.UseStaticFiles();
+app.UseAntiforgery();
+app.MapHealthApi();
+app.MapRazorComponents<WebDefense.Client.App>();
+app.Run();
+
+/// <summary>Entry point marker for functional tests (WebApplicationFactory&lt;Program&gt;).</summary>
+public partial class Program;
