@@ -44,6 +44,30 @@ public sealed class StateDict : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Copies these tensors into the module's parameters and buffers of the same names (no_grad, in place).
+    /// Every key of the module must be present with the same shape.
+    /// </summary>
+    public void CopyInto(nn.Module module)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, target) in module.state_dict())
+        {
+            if (!_tensors.TryGetValue(name, out var source))
+            {
+                throw new ModelFileException($"state has no tensor named '{name}'");
+            }
+
+            if (!source.shape.SequenceEqual(target.shape))
+            {
+                throw new ModelFileException(
+                    $"'{name}' has shape [{string.Join(',', source.shape)}] but the model expects [{string.Join(',', target.shape)}]");
+            }
+
+            target.copy_(source);
+        }
+    }
+
     public void Dispose()
     {
         foreach (var t in _tensors.Values)

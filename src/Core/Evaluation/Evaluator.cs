@@ -1,0 +1,107 @@
+using TorchSharp;
+using WebDefense.Core.Data;
+using WebDefense.Core.Models;
+using static TorchSharp.torch;
+
+namespace WebDefense.Core.Evaluation;
+
+/// <summary>Batched, inference-mode evaluation: predictions, ACC, ASR, RA.</summary>
+public static class Evaluator
+{
+    public const int DefaultBatchSize = 256;
+
+    /// <summary>
+    /// Predicted class of every image (uint8 N×C×H×W), in eval mode under inference mode, one dispose scope
+    /// per batch. The module's train/eval mode is restored afterwards.
+    /// </summary>
+    public static long[] Predict(Classifier model, Tensor images, int batchSize = DefaultBatchSize, Device? device = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var count = (int)images.shape[0];
+        var predictions = new long[count];
+        var wasTraining = model.Module.training;
+        model.Module.eval();
+        try
+        {
+            using var inference = torch.inference_mode();
+            for (var start = 0; start < count; start += batchSize)
+            {
+                using var scope = NewDisposeScope();
+                var length = Math.Min(batchSize, count - start);
+                var x = model.Input.Normalize(images.narrow(0, start, length), device);
+                var predicted = model.Forward(x).argmax(1).cpu();
+                predicted.data<long>().CopyTo(predictions, start);
+            }
+        }
+        finally
+        {
+            model.Module.train(wasTraining);
+        }
+
+        return predictions;
+    }
+
+    /// <summary>Fraction of <paramref name="data"/> predicted as its label.</summary>
+    public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Device? device = null)
+    {
+        model.Input.EnsureMatches(data);
+        return Fraction(Predict(model, data.Images, batchSize, device), Labels(data), (p, y) => p == y);
+    }
+
+    /// <summary>
+    /// ACC on <paramref name="cleanTest"/>; ASR and RA on <paramref name="backdoorTest"/> (triggered images
+    /// with their TRUE labels), skipping samples whose true label is the target, as BackdoorBench does.
+    /// </summary>
+    public static BackdoorMetrics Evaluate(Classifier model, ImageDataset cleanTest, ImageDataset? backdoorTest, int targetLabel,
+        int batchSize = DefaultBatchSize, Device? device = null)
+    {
+        var acc = Accuracy(model, cleanTest, batchSize, device);
+        if (backdoorTest is null)
+        {
+            return new BackdoorMetrics(acc, null, null, cleanTest.Count, 0);
+        }
+
+        model.Input.EnsureMatches(backdoorTest, "backdoor test set");
+        var (asr, ra, kept) = AttackMetrics(Predict(model, backdoorTest.Images, batchSize, device), Labels(backdoorTest), targetLabel);
+        return new BackdoorMetrics(acc, asr, ra, cleanTest.Count, kept);
+    }
+
+    /// <summary>ASR and RA from predictions and true labels; samples of the target class are excluded.</summary>
+    public static (double Asr, double Ra, int Kept) AttackMetrics(IReadOnlyList<long> predictions, IReadOnlyList<long> trueLabels, int targetLabel)
+    {
+        int kept = 0, hitTarget = 0, recovered = 0;
+        for (var i = 0; i < predictions.Count; i++)
+        {
+            if (trueLabels[i] == targetLabel)
+            {
+                continue;
+            }
+
+            kept++;
+            if (predictions[i] == targetLabel) hitTarget++;
+            if (predictions[i] == trueLabels[i]) recovered++;
+        }
+
+        return kept == 0
+            ? throw new ArgumentException($"the backdoor test set has no samples outside the target class {targetLabel}")
+            : ((double)hitTarget / kept, (double)recovered / kept, kept);
+    }
+
+    private static long[] Labels(ImageDataset data) => data.Labels.data<long>().ToArray();
+
+    private static double Fraction(long[] predictions, long[] labels, Func<long, long, bool> hit)
+    {
+        if (predictions.Length == 0)
+        {
+            throw new ArgumentException("cannot evaluate on an empty dataset");
+        }
+
+        var hits = 0;
+        for (var i = 0; i < predictions.Length; i++)
+        {
+            if (hit(predictions[i], labels[i])) hits++;
+        }
+
+        return (double)hits / predictions.Length;
+    }
+}

@@ -1,0 +1,151 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WebDefense.Core.Data;
+using WebDefense.Core.Models;
+using static TorchSharp.torch;
+
+namespace WebDefense.Core.Training;
+
+/// <summary>A mini-batch: normalised inputs, labels (int64) and the rows of the dataset they came from.</summary>
+public sealed record TrainingBatch(Tensor Inputs, Tensor Labels, long[] Indices);
+
+/// <summary>The loss of one batch and, if available, its logits (for training accuracy).</summary>
+public readonly record struct BatchLoss(Tensor Loss, Tensor? Logits);
+
+/// <summary>What one epoch did. <see cref="Validation"/> is the caller's validation score (lower is better).</summary>
+public sealed record EpochReport(int Epoch, double Loss, double TrainAccuracy, double LearningRate, double? Validation, bool Improved);
+
+/// <summary>
+/// The shared SGD loop behind training, fine-tuning and gradient-ascent unlearning: one optimizer step per
+/// batch in train mode, the schedule stepped per epoch, an optional hook after every step (e.g. to keep
+/// pruned weights at zero), optional validation with patience (the best state is restored at the end),
+/// and an optional stop rule. Every batch runs in its own dispose scope; same seed → same result on CPU.
+/// </summary>
+public sealed class TrainingLoop
+{
+    public required Classifier Model { get; init; }
+    public required ImageDataset Data { get; init; }
+    public SgdOptions Options { get; init; } = new();
+
+    /// <summary>Loss of a batch; default: cross-entropy of the model's logits with the batch labels.</summary>
+    public Func<Classifier, TrainingBatch, BatchLoss>? Loss { get; init; }
+
+    /// <summary>Parameters to optimise; default: every parameter of the model that requires grad.</summary>
+    public IEnumerable<Parameter>? Parameters { get; init; }
+
+    /// <summary>Gradient ascent instead of descent (unlearning).</summary>
+    public bool Maximize { get; init; }
+
+    /// <summary>Runs after every optimizer step, under no_grad (masks, clipping).</summary>
+    public Action? AfterStep { get; init; }
+
+    /// <summary>Validation score after each epoch, lower is better; with <see cref="Patience"/> keeps the best state.</summary>
+    public Func<double>? Validate { get; init; }
+
+    /// <summary>Stop after this many epochs without validation improvement (needs <see cref="Validate"/>).</summary>
+    public int? Patience { get; init; }
+
+    /// <summary>Stop after an epoch for which this returns true.</summary>
+    public Func<EpochReport, bool>? StopWhen { get; init; }
+
+    public Action<EpochReport>? OnEpoch { get; init; }
+
+    public IReadOnlyList<EpochReport> Run(Random random, CancellationToken cancellation = default)
+    {
+        var parameters = (Parameters ?? Model.Module.parameters().Where(p => p.requires_grad)).ToList();
+        using var optimizer = optim.SGD(parameters, Options.LearningRate, Options.Momentum, 0, Options.WeightDecay, false, Maximize);
+        var loss = Loss ?? CrossEntropy;
+        var history = new List<EpochReport>();
+        StateDict? best = null;
+        var bestScore = double.PositiveInfinity;
+        var sinceBest = 0;
+        try
+        {
+            for (var epoch = 0; epoch < Options.Epochs; epoch++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var rate = Options.Schedule.At(Options.LearningRate, epoch);
+                foreach (var group in optimizer.ParamGroups)
+                {
+                    group.LearningRate = rate;
+                }
+
+                var (meanLoss, accuracy) = RunEpoch(optimizer, loss, random, cancellation);
+                double? score = Validate?.Invoke();
+                var improved = score is { } s && s < bestScore;
+                if (improved)
+                {
+                    bestScore = score!.Value;
+                    sinceBest = 0;
+                    if (Patience is not null)
+                    {
+                        best?.Dispose();
+                        best = StateDict.FromModule(Model.Module);
+                    }
+                }
+                else if (score is not null)
+                {
+                    sinceBest++;
+                }
+
+                var report = new EpochReport(epoch, meanLoss, accuracy, rate, score, improved);
+                history.Add(report);
+                OnEpoch?.Invoke(report);
+                if ((Patience is { } patience && sinceBest >= patience) || StopWhen?.Invoke(report) == true)
+                {
+                    break;
+                }
+            }
+
+            if (best is not null)
+            {
+                best.CopyInto(Model.Module);
+            }
+        }
+        finally
+        {
+            best?.Dispose();
+        }
+
+        return history;
+    }
+
+    private (double Loss, double Accuracy) RunEpoch(optim.Optimizer optimizer, Func<Classifier, TrainingBatch, BatchLoss> loss, Random random, CancellationToken cancellation)
+    {
+        Model.Module.train();
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        foreach (var rows in BatchPlan.Epoch(Data.Count, Options.BatchSize, shuffle: true, Options.DropLast, random))
+        {
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var index = tensor(rows);
+            var pixels = Options.Augment.Apply(Data.Images.index_select(0, index), random);
+            var batch = new TrainingBatch(Model.Input.Normalize(pixels), Data.Labels.index_select(0, index), rows);
+            optimizer.zero_grad();
+            var (value, logits) = loss(Model, batch);
+            value.backward();
+            optimizer.step();
+            if (AfterStep is not null)
+            {
+                using var noGrad = no_grad();
+                AfterStep();
+            }
+
+            lossSum += value.item<float>() * rows.Length;
+            seen += rows.Length;
+            if (logits is not null)
+            {
+                correct += logits.argmax(1).eq(batch.Labels).sum().item<long>();
+            }
+        }
+
+        return seen == 0 ? (0, 0) : (lossSum / seen, (double)correct / seen);
+    }
+
+    private static BatchLoss CrossEntropy(Classifier model, TrainingBatch batch)
+    {
+        var logits = model.Forward(batch.Inputs);
+        return new BatchLoss(nn.functional.cross_entropy(logits, batch.Labels), logits);
+    }
+}
