@@ -1,0 +1,120 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WebDefense.Core.Models;
+using static TorchSharp.torch;
+
+namespace WebDefense.Core.Defenses.Blocks;
+
+/// <summary>A convolution: its weight (out × in × kh × kw), optional bias, and the BN that normalises its output.</summary>
+public sealed record ConvLayer(string Name, Parameter Weight, Parameter? Bias, string? BatchNorm)
+{
+    public int Filters => (int)Weight.shape[0];
+}
+
+/// <summary>A batch-norm layer found by its parameters and buffers.</summary>
+public sealed record BatchNormLayer(string Name, Parameter Weight, Parameter Bias)
+{
+    public int Channels => (int)Weight.shape[0];
+}
+
+/// <summary>
+/// The prunable structure of a classifier, found from parameter names so it works for zoo models and
+/// TorchScript alike: every 4-D weight is a conv; every prefix with weight, bias, running_mean and running_var
+/// is a BN. Which BN normalises which conv's output (the "own BN" of a filter) is found by watching one
+/// forward pass of native modules with hooks; TorchScript modules have no hooks, so their convs have none.
+/// Parameters are listed in the model's <c>named_parameters()</c> order.
+/// </summary>
+public sealed class ModelTopology
+{
+    private ModelTopology(IReadOnlyList<ConvLayer> convs, IReadOnlyList<BatchNormLayer> norms)
+    {
+        Convs = convs;
+        BatchNorms = norms;
+    }
+
+    public IReadOnlyList<ConvLayer> Convs { get; }
+    public IReadOnlyList<BatchNormLayer> BatchNorms { get; }
+    public int TotalFilters => Convs.Sum(c => c.Filters);
+    public int TotalBatchNormChannels => BatchNorms.Sum(b => b.Channels);
+
+    public BatchNormLayer? BatchNorm(string? name) => name is null ? null : BatchNorms.FirstOrDefault(b => b.Name == name);
+
+    public static ModelTopology Discover(Classifier model)
+    {
+        var parameters = model.Module.named_parameters().ToList();
+        var byName = parameters.ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var buffers = model.Module.named_buffers().Select(b => b.name).ToHashSet(StringComparer.Ordinal);
+        var pairs = model.IsTorchScript ? new Dictionary<string, string>() : ConvToBatchNorm(model);
+
+        var convs = new List<ConvLayer>();
+        var norms = new List<BatchNormLayer>();
+        foreach (var (name, parameter) in parameters)
+        {
+            if (!name.EndsWith(".weight", StringComparison.Ordinal) && name != "weight")
+            {
+                continue;
+            }
+
+            var prefix = name.Length > 7 ? name[..^7] : string.Empty;
+            byName.TryGetValue(Join(prefix, "bias"), out var bias);
+            if (parameter.dim() == 4)
+            {
+                convs.Add(new ConvLayer(prefix, parameter, bias, pairs.GetValueOrDefault(prefix)));
+            }
+            else if (parameter.dim() == 1 && bias is not null && buffers.Contains(Join(prefix, "running_mean")) && buffers.Contains(Join(prefix, "running_var")))
+            {
+                norms.Add(new BatchNormLayer(prefix, parameter, bias));
+            }
+        }
+
+        return new ModelTopology(convs, norms);
+    }
+
+    private static string Join(string prefix, string leaf) => prefix.Length == 0 ? leaf : prefix + "." + leaf;
+
+    /// <summary>Conv name → name of the BN whose input is exactly that conv's output, from one traced forward pass.</summary>
+    private static Dictionary<string, string> ConvToBatchNorm(Classifier model)
+    {
+        var convOutputs = new Dictionary<IntPtr, string>();
+        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+        var removers = new List<Action>();
+        foreach (var (name, module) in model.Module.named_modules())
+        {
+            if (module is Conv2d conv)
+            {
+                var remover = conv.register_forward_hook((_, _, output) =>
+                {
+                    convOutputs[output.Handle] = name;
+                    return output;
+                });
+                removers.Add(remover.remove);
+            }
+            else if (module is BatchNorm2d norm)
+            {
+                var remover = norm.register_forward_pre_hook((_, input) =>
+                {
+                    if (convOutputs.TryGetValue(input.Handle, out var convName)) pairs.TryAdd(convName, name);
+                    return input;
+                });
+                removers.Add(remover.remove);
+            }
+        }
+
+        var wasTraining = model.Module.training;
+        try
+        {
+            model.Module.eval();
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var input = zeros(2, model.Input.Channels, model.Input.Height, model.Input.Width);
+            model.Forward(input);
+        }
+        finally
+        {
+            removers.ForEach(remove => remove());
+            model.Module.train(wasTraining);
+        }
+
+        return pairs;
+    }
+}
