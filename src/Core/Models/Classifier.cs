@@ -12,7 +12,10 @@ public sealed class Classifier : IDisposable
 {
     public const string TorchScriptArchitecture = "torchscript";
 
-    public Classifier(nn.Module module, string architecture, int numClasses, InputSpec input)
+    private readonly Func<nn.Module>? _factory;
+
+    /// <param name="factory">Creates a fresh module of the same architecture (needed by <see cref="Clone"/> for native modules).</param>
+    public Classifier(nn.Module module, string architecture, int numClasses, InputSpec input, Func<nn.Module>? factory = null)
     {
         if (module is not nn.IModule<Tensor, Tensor>)
         {
@@ -23,6 +26,7 @@ public sealed class Classifier : IDisposable
         Architecture = architecture;
         NumClasses = numClasses;
         Input = input;
+        _factory = factory;
     }
 
     public nn.Module Module { get; }
@@ -33,6 +37,34 @@ public sealed class Classifier : IDisposable
 
     /// <summary>Logits for a normalised float batch.</summary>
     public Tensor Forward(Tensor input) => ((nn.IModule<Tensor, Tensor>)Module).call(input);
+
+    /// <summary>An independent copy: same architecture, parameters, buffers and train/eval mode.</summary>
+    public Classifier Clone()
+    {
+        nn.Module copy;
+        if (Module is jit.ScriptModule script)
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"webdefense-clone-{Guid.NewGuid():N}.pt");
+            try
+            {
+                script.save(path);
+                copy = jit.load<Tensor, Tensor>(path);
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+        else
+        {
+            copy = (_factory ?? throw new InvalidOperationException($"no factory to copy a '{Architecture}' model")).Invoke();
+            using var state = StateDict.FromModule(Module);
+            state.CopyInto(copy);
+        }
+
+        copy.train(Module.training);
+        return new Classifier(copy, Architecture, NumClasses, Input, _factory);
+    }
 
     public long ParameterCount() => Module.parameters().Sum(p => p.numel());
 

@@ -14,6 +14,12 @@ public sealed record Augmentation(int CropPadding, bool HorizontalFlip)
     /// <summary>BackdoorBench's CIFAR-10 recipe: RandomCrop(32, padding 4) + RandomHorizontalFlip.</summary>
     public static Augmentation Cifar { get; } = new(4, true);
 
+    /// <summary>
+    /// The defenses' default for an input: colour images get the CIFAR recipe (crop, padding 4, and flip);
+    /// grey images (digits, clothing) get RandomCrop with padding 2 and no flip.
+    /// </summary>
+    public static Augmentation ForInput(Data.InputSpec input) => input.Channels == 3 ? Cifar : new Augmentation(2, false);
+
     public bool IsIdentity => CropPadding == 0 && !HorizontalFlip;
 
     public Tensor Apply(Tensor pixels, Random random)

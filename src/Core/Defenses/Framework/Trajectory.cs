@@ -4,7 +4,7 @@ namespace WebDefense.Core.Defenses.Framework;
 /// One point of a defense's trajectory: x is the number of pruned units or the epoch (<see cref="XLabel"/>
 /// says which); the y values are measured on the defender's VALIDATION data, never on the test sets.
 /// </summary>
-public sealed record TrajectoryPoint(double X, string XLabel, double? ValAcc = null, double? ValAsr = null, double? ValRa = null, double? Loss = null, string? Note = null);
+public sealed record TrajectoryPoint(double X, string XLabel, double? ValAcc = null, double? ValAsr = null, double? ValRa = null, double? Loss = null, string? Note = null, string Phase = "prune");
 
 /// <summary>The operating point a defense chose and the rule that chose it (in words, with the numbers).</summary>
 public sealed record OperatingPoint(double X, string Rule, bool Oracle = false);

@@ -1,0 +1,44 @@
+using WebDefense.Core.Defenses.Framework;
+
+namespace WebDefense.Core.Defenses.Blocks;
+
+/// <summary>
+/// Evaluates a sequence of pruning levels on validation data and chooses one. Selection never sees test data:
+/// the default rule takes the LARGEST level whose validation ACC stays within <c>maxAccDrop</c> of the
+/// unpruned model's validation ACC.
+/// </summary>
+public static class PruningSweep
+{
+    public sealed record Level(int Units, double Threshold);
+
+    public sealed record Result(IReadOnlyList<(Level Level, ValidationScores Scores)> Points, int ChosenIndex, string Rule);
+
+    /// <param name="levels">Increasing pruning levels; the first should be 0 units (the unpruned baseline).</param>
+    /// <param name="prune">Applies a level to the model (from the unpruned state) before it is scored.</param>
+    /// <param name="score">Scores the model in its current state.</param>
+    public static Result Run(IReadOnlyList<Level> levels, Action<Level> prune, Func<ValidationScores> score, double maxAccDrop, string xLabel,
+        IDefenseObserver observer, CancellationToken cancellation)
+    {
+        var points = new List<(Level, ValidationScores)>();
+        for (var i = 0; i < levels.Count; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            prune(levels[i]);
+            var scores = score();
+            points.Add((levels[i], scores));
+            observer.Point(new TrajectoryPoint(levels[i].Units, xLabel, scores.Acc, scores.Asr, scores.Ra, scores.BackdoorLoss ?? scores.CleanLoss,
+                $"threshold {levels[i].Threshold:0.###}"));
+            observer.Progress((i + 1.0) / levels.Count, $"{levels[i].Units} {xLabel}: val ACC {scores.Acc:P1}" + (scores.Asr is { } a ? $", val ASR {a:P1}" : string.Empty));
+        }
+
+        var baseline = points[0].Item2.Acc;
+        var chosen = 0;
+        for (var i = 0; i < points.Count; i++)
+        {
+            if (baseline - points[i].Item2.Acc <= maxAccDrop) chosen = i;
+        }
+
+        var rule = $"largest pruning whose validation ACC ({points[chosen].Item2.Acc:P1}) is within {maxAccDrop:P1} of the unpruned model's ({baseline:P1})";
+        return new Result(points, chosen, rule);
+    }
+}
