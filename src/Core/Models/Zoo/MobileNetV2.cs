@@ -11,7 +11,7 @@ namespace WebDefense.Core.Models.Zoo;
 /// <c>classifier</c> = Dropout(0.2), Linear(1280→classes). 2,236,682 parameters for 10 classes.
 /// torchvision's initialisation.
 /// </summary>
-public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
+public sealed class MobileNetV2 : ZooModule
 {
     // t (expansion), c (channels), n (repeats), s (first stride)
     private static readonly int[][] Settings =
@@ -74,7 +74,7 @@ public sealed class MobileNetV2 : nn.Module<Tensor, Tensor>
 /// torchvision InvertedResidual: <c>conv</c> = [pw ConvBNReLU6 (if expansion ≠ 1)], dw ConvBNReLU6, pw-linear conv,
 /// BN; residual connection when stride 1 and in = out.
 /// </summary>
-public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
+public sealed class InvertedResidual : ZooModule
 {
     private readonly Sequential _conv;
     private readonly bool _useResidual;

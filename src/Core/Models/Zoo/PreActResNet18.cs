@@ -10,7 +10,7 @@ namespace WebDefense.Core.Models.Zoo;
 /// adaptive average pool, <c>linear</c>. No final BN/ReLU. 11,171,146 parameters for 10 classes / 3 channels,
 /// 16 BNs with 3,392 channels, 20 convs.
 /// </summary>
-public sealed class PreActResNet18 : nn.Module<Tensor, Tensor>
+public sealed class PreActResNet18 : ZooModule
 {
     private readonly Conv2d _conv1;
     private readonly Sequential _layer1, _layer2, _layer3, _layer4;
@@ -58,7 +58,7 @@ public sealed class PreActResNet18 : nn.Module<Tensor, Tensor>
 /// (Sequential with one 1×1 conv, no BN) only when stride ≠ 1 or in ≠ out. The projection sees the
 /// pre-activated input, the identity the raw input; no ReLU after the addition.
 /// </summary>
-public sealed class PreActBlock : nn.Module<Tensor, Tensor>
+public sealed class PreActBlock : ZooModule
 {
     private readonly BatchNorm2d _bn1, _bn2;
     private readonly Conv2d _conv1, _conv2;

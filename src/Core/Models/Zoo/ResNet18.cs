@@ -10,7 +10,7 @@ namespace WebDefense.Core.Models.Zoo;
 /// of two <see cref="BasicBlock"/>s, adaptive average pool, <c>fc</c>. 11,181,642 parameters for 10 classes.
 /// Only the first conv's input channels change with <c>inChannels</c>. torchvision's initialisation.
 /// </summary>
-public sealed class ResNet18 : nn.Module<Tensor, Tensor>
+public sealed class ResNet18 : ZooModule
 {
     private readonly Conv2d _conv1;
     private readonly BatchNorm2d _bn1;
@@ -59,7 +59,7 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>torchvision BasicBlock: conv1 (3×3, stride), bn1, ReLU, conv2, bn2, + downsample (1×1 conv + BN) or identity, ReLU.</summary>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+public sealed class BasicBlock : ZooModule
 {
     private readonly Conv2d _conv1, _conv2;
     private readonly BatchNorm2d _bn1, _bn2;

@@ -10,7 +10,7 @@ namespace WebDefense.Core.Models.Zoo;
 /// global average pool, <c>fc</c>. Convs are 3×3, pad 1, without bias (each is followed by a BN).
 /// State-dict keys: conv1, bn1, conv2, bn2, conv3, bn3, fc (as tools/fixtures/make_interop_fixtures.py).
 /// </summary>
-public sealed class SmallCnn : nn.Module<Tensor, Tensor>
+public sealed class SmallCnn : ZooModule
 {
     private readonly Conv2d _conv1, _conv2, _conv3;
     private readonly BatchNorm2d _bn1, _bn2, _bn3;

@@ -10,7 +10,7 @@ namespace WebDefense.Core.Models.Zoo;
 /// <c>classifier</c> = Linear(25088→4096), ReLU, Dropout, Linear(4096→4096), ReLU, Dropout, Linear(4096→classes).
 /// 139,622,218 parameters for 10 classes (≈560 MB float32). torchvision's initialisation.
 /// </summary>
-public sealed class Vgg19Bn : nn.Module<Tensor, Tensor>
+public sealed class Vgg19Bn : ZooModule
 {
     private static readonly int[] Config = [64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0];
 
