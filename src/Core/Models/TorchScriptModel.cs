@@ -38,7 +38,7 @@ public static class TorchScriptModel
     /// <exception cref="ModelFileException">Missing, not a zip, not TorchScript (e.g. a plain state dict), truncated or corrupt.</exception>
     public static jit.ScriptModule<Tensor, Tensor> Load(string path, DeviceType device = DeviceType.CPU, long deviceIndex = -1)
     {
-        var info = Inspect(path);
+        var info = Inspect(path, verifyChecksums: true);
         if (info.CodeFiles == 0)
         {
             throw new ModelFileException(
@@ -57,9 +57,12 @@ public static class TorchScriptModel
         }
     }
 
-    /// <summary>Reads an archive's directory and code without executing anything.</summary>
-    /// <exception cref="ModelFileException">Missing, too large, not a zip, or unreadable.</exception>
-    public static TorchScriptArchiveInfo Inspect(string path)
+    /// <summary>
+    /// Reads an archive's directory and code without executing anything. With <paramref name="verifyChecksums"/>
+    /// every entry's CRC-32 is checked (libtorch's loader does not, and silently loads corrupted tensor data).
+    /// </summary>
+    /// <exception cref="ModelFileException">Missing, too large, not a zip, corrupt, or unreadable.</exception>
+    public static TorchScriptArchiveInfo Inspect(string path, bool verifyChecksums = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var file = new FileInfo(path);
@@ -80,6 +83,11 @@ public static class TorchScriptModel
             bool training = false;
             foreach (var entry in zip.Entries)
             {
+                if (verifyChecksums && Crc32(entry) != entry.Crc32)
+                {
+                    throw new InvalidDataException($"checksum mismatch in entry '{entry.FullName}'");
+                }
+
                 var name = entry.FullName;
                 var slash = name.IndexOf('/');
                 var inner = slash >= 0 ? name[(slash + 1)..] : name;
@@ -150,6 +158,34 @@ public static class TorchScriptModel
                 File.Delete(tmp);
             }
         }
+    }
+
+    private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
+    {
+        var c = (uint)n;
+        for (var k = 0; k < 8; k++)
+        {
+            c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+
+        return c;
+    }).ToArray();
+
+    private static uint Crc32(ZipArchiveEntry entry)
+    {
+        var crc = 0xFFFFFFFFu;
+        var buffer = new byte[81920];
+        using var stream = entry.Open();
+        int read;
+        while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            for (var i = 0; i < read; i++)
+            {
+                crc = CrcTable[(crc ^ buffer[i]) & 0xFF] ^ (crc >> 8);
+            }
+        }
+
+        return crc ^ 0xFFFFFFFFu;
     }
 
     private static string FirstLine(string message)

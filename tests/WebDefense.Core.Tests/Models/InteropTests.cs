@@ -110,6 +110,29 @@ public class InteropTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CorruptedPayloadGivesModelFileException()
+    {
+        // Intact zip directory, garbage in the middle (tensor data): libtorch alone would load it silently.
+        var bytes = File.ReadAllBytes(Fixtures.Resolve("smallcnn.ts.pt"));
+        for (var i = bytes.Length / 4; i < bytes.Length / 2; i++)
+        {
+            bytes[i] = (byte)(i * 31);
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"webdefense-corrupt-{Guid.NewGuid():N}.pt");
+        File.WriteAllBytes(path, bytes);
+        try
+        {
+            var e = Assert.Throws<ModelFileException>(() => TorchScriptModel.Load(path).Dispose());
+            Assert.Contains("checksum", e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void StateDictArchiveAndMissingFileAreRejected()
     {
         var e = Assert.Throws<ModelFileException>(() => TorchScriptModel.Load(Fixtures.Resolve("smallcnn.pt")));
