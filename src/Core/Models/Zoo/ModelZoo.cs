@@ -1,0 +1,62 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WebDefense.Core.Models.Zoo;
+
+/// <summary>One architecture of the zoo: its name (as used in uploads and BackdoorBench) and a one-line description.</summary>
+public sealed record ZooModelInfo(string Name, string Description);
+
+/// <summary>
+/// Native TorchSharp architectures whose state-dict keys, shapes and order equal PyTorch's (BackdoorBench's
+/// definitions), so PyTorch weights can be imported by name. Every architecture takes any number of classes
+/// and input channels and any reasonable input size (adaptive pooling before the classifier).
+/// </summary>
+public static class ModelZoo
+{
+    public static IReadOnlyList<ZooModelInfo> Names { get; } =
+    [
+        new("preactresnet18", "BackdoorBench PreActResNet18 (CIFAR-style 3×3 stem), 11.2M params; the default for 32×32 images"),
+        new("resnet18", "torchvision resnet18 (7×7 stride-2 stem + max pool, unchanged for 32×32), 11.2M params"),
+        new("vgg19_bn", "torchvision vgg19_bn (BN after every conv, 7×7 adaptive pool, 4096-wide classifier), 139.6M params"),
+        new("mobilenet_v2", "torchvision mobilenet_v2 (width 1.0, dropout 0.2), 2.2M params"),
+        new("smallcnn", "small 3-conv CNN with BN for 28×28 grey images (MNIST-like), ~24k params, CPU-trainable"),
+    ];
+
+    /// <summary>Creates an architecture with fresh weights (PyTorch's / torchvision's initialisation).</summary>
+    /// <exception cref="ArgumentException">Unknown name (the message lists the valid ones) or bad sizes.</exception>
+    public static nn.Module<Tensor, Tensor> Create(string name, int numClasses, int inChannels = 3)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (numClasses < 1 || numClasses > 100_000)
+        {
+            throw new ArgumentException($"numClasses must be between 1 and 100000, got {numClasses}", nameof(numClasses));
+        }
+
+        if (inChannels < 1 || inChannels > 64)
+        {
+            throw new ArgumentException($"inChannels must be between 1 and 64, got {inChannels}", nameof(inChannels));
+        }
+
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "preactresnet18" => new PreActResNet18(numClasses, inChannels),
+            "resnet18" => new ResNet18(numClasses, inChannels),
+            "vgg19_bn" => new Vgg19Bn(numClasses, inChannels),
+            "mobilenet_v2" => new MobileNetV2(numClasses, inChannels),
+            "smallcnn" => new SmallCnn(numClasses, inChannels),
+            _ => throw new ArgumentException(
+                $"unknown architecture '{name}'; valid names: {string.Join(", ", Names.Select(n => n.Name))}", nameof(name)),
+        };
+    }
+
+    /// <summary>True when <paramref name="name"/> is a zoo architecture (case-insensitive).</summary>
+    public static bool Contains(string name) =>
+        Names.Any(n => string.Equals(n.Name, name?.Trim(), StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Number of parameter elements (trainable or not; BN running statistics excluded).</summary>
+    public static long ParameterCount(nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        return module.parameters().Sum(p => p.numel());
+    }
+}
