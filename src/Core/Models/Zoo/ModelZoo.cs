@@ -22,6 +22,10 @@ public static class ModelZoo
         new("smallcnn", "small 3-conv CNN with BN for 28×28 grey images (MNIST-like), ~24k params, CPU-trainable"),
     ];
 
+    /// <summary>A zoo model with fresh weights, wrapped as a <see cref="Classifier"/> that can copy itself.</summary>
+    public static Classifier CreateClassifier(string name, int numClasses, Data.InputSpec input) =>
+        new(Create(name, numClasses, input.Channels), name, numClasses, input, () => Create(name, numClasses, input.Channels));
+
     /// <summary>Creates an architecture with fresh weights (PyTorch's / torchvision's initialisation).</summary>
     /// <exception cref="ArgumentException">Unknown name (the message lists the valid ones) or bad sizes.</exception>
     public static nn.Module<Tensor, Tensor> Create(string name, int numClasses, int inChannels = 3)
