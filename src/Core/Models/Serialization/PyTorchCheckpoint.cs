@@ -72,9 +72,11 @@ public static class PyTorchCheckpoint
             var result = new StateDict();
             try
             {
+                // The same pickled tensor object can sit under two keys (memo); each entry must own its tensor.
+                var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
                 foreach (var (key, tensor) in StripPrefixes(dict))
                 {
-                    result.Add(key, tensor);
+                    result.Add(key, seen.Add(tensor) ? tensor : tensor.clone());
                 }
             }
             catch
