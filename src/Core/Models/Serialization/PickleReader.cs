@@ -22,6 +22,7 @@ internal sealed class PickleReader(
     private readonly Stack<List<object?>> _metastack = new();
     private readonly Dictionary<long, object?> _memo = [];
     private int _pos;
+    private int _savedCount; // items held in _metastack, counted against the stack limit
 
     /// <summary>Reads one pickled object (up to STOP).</summary>
     public object? Load()
@@ -63,6 +64,7 @@ internal sealed class PickleReader(
                     }
 
                     _metastack.Push([.. stack]);
+                    _savedCount += stack.Count;
                     stack.Clear();
                     break;
                 case (byte)')': Push(Array.Empty<object?>()); break;
@@ -193,7 +195,7 @@ internal sealed class PickleReader(
                     {
                         d.State = state;
                     }
-                    else if (target is TorchSharp.torch.Tensor)
+                    else if (target is TensorRef)
                     {
                         // _rebuild_tensor_v2 results may get a BUILD with Python attributes (e.g. from a tensor subclass): ignored.
                     }
@@ -226,7 +228,7 @@ internal sealed class PickleReader(
         PickleDict => "dict",
         object?[] => "tuple",
         List<object?> => "list",
-        TorchSharp.torch.Tensor => "tensor",
+        TensorRef => "tensor",
         string => "str",
         long or BigInteger => "int",
         _ => v.GetType().Name,
@@ -244,7 +246,7 @@ internal sealed class PickleReader(
 
     private void Push(object? v)
     {
-        if (_stack.Count >= limits.MaxPickleStackSize)
+        if (_stack.Count + _savedCount >= limits.MaxPickleStackSize)
         {
             throw new ModelFileException($"pickle stack is larger than the limit of {limits.MaxPickleStackSize}");
         }
@@ -275,7 +277,9 @@ internal sealed class PickleReader(
 
         var items = new List<object?>(_stack);
         _stack.Clear();
-        _stack.AddRange(_metastack.Pop());
+        var saved = _metastack.Pop();
+        _savedCount -= saved.Count;
+        _stack.AddRange(saved);
         return items;
     }
 

@@ -45,7 +45,7 @@ internal sealed class PickleDict
         bool b => b ? "True" : "False",
         long or int or System.Numerics.BigInteger => Convert.ToString(key, System.Globalization.CultureInfo.InvariantCulture)!,
         null => "None",
-        object?[] tuple => string.Join(".", tuple.Select(KeyText)),
+        object?[] tuple when tuple.All(x => x is not object?[]) => string.Join(".", tuple.Select(KeyText)),
         _ => throw new ModelFileException($"pickle dict key of type {PickleReader.Describe(key)} is not supported"),
     };
 }

@@ -67,16 +67,22 @@ public static class PyTorchCheckpoint
 
             using var scope = NewDisposeScope();
             var loader = new ArchiveLoader(zip, prefix, limits);
-            var root = new PickleReader(pickle, limits, TorchGlobals.Resolve, loader.PersistentLoad).Load();
-            var dict = Unwrap(root);
+            var root = new PickleReader(pickle, limits, new TorchGlobals(limits).Resolve, loader.PersistentLoad).Load();
+            var refs = StripPrefixes(Unwrap(root));
+            if (refs.Count > limits.MaxTensorCount || refs.Sum(r => r.Tensor.ByteCount) > limits.MaxTotalTensorBytes)
+            {
+                throw new ModelFileException(
+                    $"state dict has {refs.Count} tensors of {refs.Sum(r => r.Tensor.ByteCount)} bytes, more than the limits " +
+                    $"({limits.MaxTensorCount} tensors, {limits.MaxTotalTensorBytes} bytes)");
+            }
+
             var result = new StateDict();
             try
             {
-                // The same pickled tensor object can sit under two keys (memo); each entry must own its tensor.
-                var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-                foreach (var (key, tensor) in StripPrefixes(dict))
+                // Each entry gets its own tensor, even when the file shares one storage (or one tensor) between keys.
+                foreach (var (key, tensor) in refs)
                 {
-                    result.Add(key, seen.Add(tensor) ? tensor : tensor.clone());
+                    result.Add(key, tensor.Materialize());
                 }
             }
             catch
@@ -211,9 +217,9 @@ public static class PyTorchCheckpoint
     }
 
     /// <summary>Finds the state dict in an unpickled checkpoint; see <see cref="WrapperKeys"/>.</summary>
-    internal static List<(string Key, Tensor Tensor)> Unwrap(object? root)
+    internal static List<(string Key, TensorRef Tensor)> Unwrap(object? root)
     {
-        if (root is Tensor)
+        if (root is TensorRef)
         {
             throw new ModelFileException("file holds a single tensor, not a state dict");
         }
@@ -223,11 +229,11 @@ public static class PyTorchCheckpoint
             throw new ModelFileException($"file holds a {PickleReader.Describe(root)}, not a state dict (a dict of tensors)");
         }
 
-        if (!dict.Items.Any(kv => kv.Value is Tensor))
+        if (!dict.Items.Any(kv => kv.Value is TensorRef))
         {
             foreach (var key in WrapperKeys)
             {
-                if (dict.TryGet(key, out var inner) && inner is PickleDict d && d.Items.Any(kv => kv.Value is Tensor))
+                if (dict.TryGet(key, out var inner) && inner is PickleDict d && d.Items.Any(kv => kv.Value is TensorRef))
                 {
                     dict = d;
                     goto found;
@@ -241,11 +247,11 @@ public static class PyTorchCheckpoint
         }
 
         found:
-        return dict.Items.Where(kv => kv.Value is Tensor)
-            .Select(kv => (PickleDict.KeyText(kv.Key), (Tensor)kv.Value!)).ToList();
+        return dict.Items.Where(kv => kv.Value is TensorRef)
+            .Select(kv => (PickleDict.KeyText(kv.Key), (TensorRef)kv.Value!)).ToList();
     }
 
-    internal static List<(string Key, Tensor Tensor)> StripPrefixes(List<(string Key, Tensor Tensor)> items)
+    internal static List<(string Key, TensorRef Tensor)> StripPrefixes(List<(string Key, TensorRef Tensor)> items)
     {
         for (var round = 0; round < 2; round++)
         {
@@ -287,9 +293,9 @@ public static class PyTorchCheckpoint
 
             if (_storages.TryGetValue(key, out var existing))
             {
-                if (existing.Tensor.dtype != type.DType)
+                if (existing.DType != type.DType || existing.Numel != numel)
                 {
-                    throw new ModelFileException($"storage '{key}' is used with two dtypes");
+                    throw new ModelFileException($"storage '{key}' is declared twice with different dtypes or sizes");
                 }
 
                 return existing;
@@ -321,13 +327,9 @@ public static class PyTorchCheckpoint
                     $"storage '{key}' entry is {entry.Length} bytes but {numel} × {type.Name} elements need {bytes}");
             }
 
-            var data = ReadEntry(entry, bytes, $"storage '{key}'");
-            var handle = new StorageHandle(key, TensorDTypes.FromBytes(data, type.DType, [numel]));
+            var handle = new StorageHandle(key, type.DType, numel, () => ReadEntry(entry, bytes, $"storage '{key}'"));
             _storages[key] = handle;
             return handle;
         }
     }
 }
-
-/// <summary>A loaded storage: a 1-D tensor of its elements.</summary>
-internal sealed record StorageHandle(string Key, Tensor Tensor);

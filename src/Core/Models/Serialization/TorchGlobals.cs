@@ -1,14 +1,14 @@
-using static TorchSharp.torch;
-
 namespace WebDefense.Core.Models.Serialization;
 
 /// <summary>
 /// The GLOBAL allowlist of the restricted unpickler for <c>torch.save</c> files. Every allowed name maps to a C#
 /// handler; anything else is rejected with a message naming it.
 /// </summary>
-internal static class TorchGlobals
+internal sealed class TorchGlobals(ModelReadLimits limits)
 {
-    public static object Resolve(string module, string name)
+    private int _rebuilt;
+
+    public object Resolve(string module, string name)
     {
         var qualified = $"{module}.{name}";
         switch (qualified)
@@ -21,7 +21,7 @@ internal static class TorchGlobals
                 return new PickleCallable(qualified, args => RebuildTensor(args, 4, 4));
             case "torch._utils._rebuild_parameter":
             case "torch._utils._rebuild_parameter_with_state":
-                return new PickleCallable(qualified, args => args.Length >= 1 && args[0] is Tensor t
+                return new PickleCallable(qualified, args => args.Length >= 1 && args[0] is TensorRef t
                     ? t
                     : throw new ModelFileException($"{qualified} without a tensor argument"));
             case "torch.Size":
@@ -73,11 +73,10 @@ internal static class TorchGlobals
     }
 
     /// <summary>
-    /// <c>_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])</c>: checks that the view
-    /// lies inside the storage, then copies it out as a new contiguous tensor, so views, slices and transposes of
-    /// shared storages are exact.
+    /// <c>_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])</c> → a bounds-checked
+    /// <see cref="TensorRef"/>; <c>_rebuild_tensor(storage, offset, size, stride)</c> likewise.
     /// </summary>
-    private static Tensor RebuildTensor(object?[] args, int minArgs, int maxArgs)
+    private TensorRef RebuildTensor(object?[] args, int minArgs, int maxArgs)
     {
         if (args.Length < minArgs || args.Length > maxArgs)
         {
@@ -89,56 +88,17 @@ internal static class TorchGlobals
             throw new ModelFileException("_rebuild_tensor arguments are not (storage, int offset, size tuple, stride tuple)");
         }
 
-        var size = Longs(sizeT, "size");
-        var stride = Longs(strideT, "stride");
-        if (size.Length != stride.Length || size.Length > 64)
+        if (++_rebuilt > limits.MaxTensorCount)
         {
-            throw new ModelFileException($"tensor from storage '{storage.Key}' has {size.Length} sizes and {stride.Length} strides");
+            throw new ModelFileException($"pickle builds more than {limits.MaxTensorCount} tensors");
         }
 
-        var storageNumel = storage.Tensor.numel();
-        var numel = TensorDTypes.CheckedNumel(size, $"tensor from storage '{storage.Key}'");
-        if (offset < 0 || stride.Any(s => s < 0))
+        if (sizeT.Length > limits.MaxTensorRank)
         {
-            throw new ModelFileException($"tensor from storage '{storage.Key}' has a negative offset or stride");
+            throw new ModelFileException($"tensor from storage '{storage.Key}' has {sizeT.Length} dimensions, more than {limits.MaxTensorRank}");
         }
 
-        if (numel > 0)
-        {
-            long last;
-            try
-            {
-                last = offset;
-                for (var i = 0; i < size.Length; i++)
-                {
-                    last = checked(last + (size[i] - 1) * stride[i]);
-                }
-            }
-            catch (OverflowException)
-            {
-                last = long.MaxValue;
-            }
-
-            if (last >= storageNumel)
-            {
-                throw new ModelFileException(
-                    $"tensor view (offset {offset}, size [{string.Join(", ", size)}], stride [{string.Join(", ", stride)}]) " +
-                    $"reaches element {last} of storage '{storage.Key}', which has {storageNumel} elements");
-            }
-        }
-        else if (offset > storageNumel)
-        {
-            throw new ModelFileException($"empty tensor offset {offset} is outside storage '{storage.Key}' ({storageNumel} elements)");
-        }
-
-        var result = empty(size, dtype: storage.Tensor.dtype);
-        if (numel > 0)
-        {
-            using var view = storage.Tensor.as_strided(size, stride, offset);
-            result.copy_(view);
-        }
-
-        return result;
+        return new TensorRef(storage, offset, Longs(sizeT, "size"), Longs(strideT, "stride"));
     }
 
     private static long[] Longs(object?[] t, string what) => t.Select(x => x is long v

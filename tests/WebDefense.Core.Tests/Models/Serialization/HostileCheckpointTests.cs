@@ -120,4 +120,52 @@ public sealed class HostileCheckpointTests
         var pkl = new PickleBuilder().OrderedDictStart().EndDict();
         Assert.Contains("2 data.pkl", ReadPtRejects(MakeZip(("a/data.pkl", pkl), ("b/data.pkl", pkl))).Message);
     }
+
+    [Fact]
+    public void Many_keys_viewing_one_storage_cannot_multiply_memory()
+    {
+        // Two keys each view all 16 floats (64 bytes) of one storage: 128 bytes would be materialised.
+        var pkl = new PickleBuilder().OrderedDictStart()
+            .Str("a").FloatTensor("0", 16, 0, [16], [1])
+            .Str("b").FloatTensor("0", 16, 0, [16], [1])
+            .EndDict();
+        var file = Zip(pkl, ("archive/data/0", new byte[64]));
+        using (var ok = PyTorchCheckpoint.Read(new MemoryStream(file), ModelReadLimits.Default with { MaxTotalTensorBytes = 128 }))
+        {
+            Assert.Equal(2, ok.Count);
+        }
+
+        var e = Assert.Throws<WebDefense.Core.Models.ModelFileException>(() =>
+            PyTorchCheckpoint.Read(new MemoryStream(file), ModelReadLimits.Default with { MaxTotalTensorBytes = 100 }));
+        Assert.Contains("128 bytes, more than the limits", e.Message);
+    }
+
+    [Fact]
+    public void Rebuilding_tensors_beyond_the_count_limit_is_refused()
+    {
+        var b = new PickleBuilder().Proto(2).Op(']').Op('(');
+        for (var i = 0; i < 5; i++)
+        {
+            b.FloatTensor("0", 1, 0, [1], [1]);
+        }
+
+        var pkl = b.Op('e').Op('.').Bytes();
+        var e = Assert.Throws<WebDefense.Core.Models.ModelFileException>(() => PyTorchCheckpoint.Read(
+            new MemoryStream(Zip(pkl, ("archive/data/0", new byte[4]))), ModelReadLimits.Default with { MaxTensorCount = 4 }));
+        Assert.Contains("more than 4 tensors", e.Message);
+    }
+
+    [Fact]
+    public void Items_hidden_below_marks_count_against_the_stack_limit()
+    {
+        var b = new PickleBuilder().Proto(2);
+        for (var i = 0; i < 10; i++)
+        {
+            b.Op('N').Op('N').Op('(');
+        }
+
+        var e = Assert.Throws<WebDefense.Core.Models.ModelFileException>(() => PyTorchCheckpoint.Read(
+            new MemoryStream(Zip(b.Op('.').Bytes())), ModelReadLimits.Default with { MaxPickleStackSize = 15 }));
+        Assert.Contains("stack is larger", e.Message);
+    }
 }
