@@ -26,8 +26,8 @@ public sealed record ModelReadLimits
     /// <summary>Open MARKs (container nesting) in the pickle. Default 256.</summary>
     public int MaxPickleNesting { get; init; } = 256;
 
-    /// <summary>Length of one string or bytes value in a pickle, or of a tensor name. Default 1 MiB.</summary>
-    public int MaxStringBytes { get; init; } = 1024 * 1024;
+    /// <summary>Length of one string or bytes value in a pickle (numpy arrays arrive as strings). Default 16 MiB.</summary>
+    public int MaxStringBytes { get; init; } = 16 * 1024 * 1024;
 
     /// <summary>safetensors JSON header size (the reference implementation's limit). Default 100 MB.</summary>
     public long MaxSafetensorsHeaderBytes { get; init; } = 100_000_000;

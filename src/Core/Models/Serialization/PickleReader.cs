@@ -195,6 +195,10 @@ internal sealed class PickleReader(
                     {
                         d.State = state;
                     }
+                    else if (target is IPickleBuildable b)
+                    {
+                        b.Build(state);
+                    }
                     else if (target is TensorRef)
                     {
                         // _rebuild_tensor_v2 results may get a BUILD with Python attributes (e.g. from a tensor subclass): ignored.
@@ -229,6 +233,12 @@ internal sealed class PickleReader(
         object?[] => "tuple",
         List<object?> => "list",
         TensorRef => "tensor",
+        NumpyArray => "numpy.ndarray",
+        NumpyScalar n => $"numpy scalar {n.DType}",
+        NumpyDType => "numpy.dtype",
+        byte[] => "bytes",
+        double => "float",
+        bool => "bool",
         string => "str",
         long or BigInteger => "int",
         _ => v.GetType().Name,

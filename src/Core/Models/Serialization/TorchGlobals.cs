@@ -30,6 +30,11 @@ internal sealed class TorchGlobals(ModelReadLimits limits)
                 return new PickleCallable(qualified, args => string.Join(":", args));
         }
 
+        if (NumpyValues.Resolve(qualified) is { } numpy)
+        {
+            return numpy;
+        }
+
         if (module == "torch" && TensorDTypes.TryFromStorageName(name, out var dtype))
         {
             return new StorageTypeToken(name, dtype);
@@ -42,7 +47,7 @@ internal sealed class TorchGlobals(ModelReadLimits limits)
         }
 
         var hint = module.StartsWith("numpy", StringComparison.Ordinal) || module == "_codecs"
-            ? " (numpy values are not supported; save only the model's state_dict())"
+            ? " (only numpy arrays, dtypes and scalars are read; save only the model's state_dict())"
             : module.Split('.')[0] is "os" or "posix" or "nt" or "sys" or "builtins" or "subprocess" or "__builtin__"
                 ? " (only tensors and plain containers are read)"
                 : " (only tensors and plain containers are read; if the file pickles a whole model, save model.state_dict() instead)";

@@ -168,4 +168,13 @@ public sealed class HostileCheckpointTests
             new MemoryStream(Zip(b.Op('.').Bytes())), ModelReadLimits.Default with { MaxPickleStackSize = 15 }));
         Assert.Contains("stack is larger", e.Message);
     }
+
+    [Fact]
+    public void Numpy_globals_outside_the_inert_set_are_refused()
+    {
+        var pkl = new PickleBuilder().Proto(2).Global("numpy.testing._private.utils", "runstring").Str("x").Raw(0x85).Op('R').Op('.').Bytes();
+        Assert.Contains("'numpy.testing._private.utils.runstring' is not allowed", ReadPtRejects(Zip(pkl)).Message);
+        var codecs = new PickleBuilder().Proto(2).Global("_codecs", "encode").Str("x").Str("rot13").Raw(0x86).Op('R').Op('.').Bytes();
+        Assert.Contains("encode(str, 'latin1')", ReadPtRejects(Zip(codecs)).Message);
+    }
 }

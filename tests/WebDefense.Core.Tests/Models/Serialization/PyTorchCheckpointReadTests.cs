@@ -108,4 +108,11 @@ public sealed class PyTorchCheckpointReadTests
         using var sd = PyTorchCheckpoint.Read(new MemoryStream(MakeZip(("a/data.pkl", pkl), ("a/data/0", new byte[16]))));
         Assert.Equal(["w"], sd.Keys);
     }
+
+    [Fact]
+    public void Reads_model_next_to_numpy_values()
+    {
+        using var sd = Read("numpy_wrapped.pt");
+        AssertMatchesExpected(sd, "numpy_wrapped.pt");
+    }
 }
