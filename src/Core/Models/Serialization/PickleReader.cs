@@ -141,7 +141,7 @@ internal sealed class PickleReader(
                     var n = ReadByte();
                     var bytes = Take(n);
                     var big = new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
-                    Push(big >= long.MinValue && big <= long.MaxValue ? (long)big : big);
+                    Push(big >= long.MinValue && big <= long.MaxValue ? (object)(long)big : big);
                     break;
                 }
 
