@@ -106,7 +106,8 @@ public static class Safetensors
             {
                 var t = stateDict[names[i]];
                 w.WriteStartObject(names[i]);
-                w.WriteString("dtype", DTypes.First(kv => kv.Value == t.dtype).Key);
+                w.WriteString("dtype", DTypes.FirstOrDefault(kv => kv.Value == t.dtype).Key
+                    ?? throw new ArgumentException($"tensor '{names[i]}' has dtype {t.dtype}, which safetensors files here cannot hold"));
                 w.WriteStartArray("shape");
                 foreach (var d in t.shape)
                 {

@@ -88,6 +88,11 @@ public static class TorchSharpStateFile
         foreach (var (name, t) in stateDict.Entries)
         {
             w.Write(name);
+            if (!Codes.ContainsValue(t.dtype))
+            {
+                throw new ArgumentException($"tensor '{name}' has dtype {t.dtype}, which this writer does not support");
+            }
+
             var code = Codes.First(kv => kv.Value == t.dtype).Key;
             WriteLeb(w, code);
             WriteLeb(w, t.shape.Length);
