@@ -12,8 +12,7 @@ public sealed class HostileCheckpointTests
     public void Posix_system_is_refused_and_never_run()
     {
         var marker = Path.Combine(Path.GetTempPath(), $"webdefense-pwned-{Guid.NewGuid():N}");
-        var pkl = new PickleBuilder().Proto(2).Global("posix", "system").Str($"touch {marker}").Raw(0x85).Op('R').Op('.').Bytes();
-        var e = ReadPtRejects(Zip(pkl));
+        var e = ReadPtRejects(MaliciousCheckpoint(marker));
         Assert.Contains("'posix.system' is not allowed", e.Message);
         Assert.False(File.Exists(marker));
     }

@@ -81,6 +81,10 @@ internal static class SerializationTestHelpers
         return sd;
     }
 
+    /// <summary>A .pt zip whose pickle calls posix.system("touch marker") if anything ever executes it.</summary>
+    public static byte[] MaliciousCheckpoint(string marker) =>
+        MakeZip(("archive/data.pkl", new PickleBuilder().Proto(2).Global("posix", "system").Str($"touch {marker}").Raw(0x85).Op('R').Op('.').Bytes()));
+
     public static byte[] MakeZip(params (string Name, byte[] Content)[] entries)
     {
         var ms = new MemoryStream();
