@@ -38,7 +38,7 @@ public static class PruningSweep
             if (baseline - points[i].Item2.Acc <= maxAccDrop) chosen = i;
         }
 
-        var rule = $"largest pruning whose validation ACC ({points[chosen].Item2.Acc:P1}) is within {maxAccDrop:P1} of the unpruned model's ({baseline:P1})";
+        var rule = $"largest pruning whose validation ACC ({points[chosen].Item2.Acc * 100:0.0}%) is within {maxAccDrop * 100:0.##} points of the unpruned model's ({baseline * 100:0.0}%)";
         return new Result(points, chosen, rule);
     }
 }

@@ -1,0 +1,112 @@
+using TorchSharp;
+using WebDefense.Core.Data;
+using WebDefense.Core.Defenses.Blocks;
+using WebDefense.Core.Defenses.Framework;
+using WebDefense.Core.Models;
+using WebDefense.Core.Models.Zoo;
+using static TorchSharp.torch;
+
+namespace WebDefense.Core.Tests.Defenses;
+
+public class BlocksTests
+{
+    [Fact]
+    public void Topology_finds_convs_batchnorms_and_which_bn_normalises_which_conv()
+    {
+        using var small = ModelZoo.CreateClassifier("smallcnn", 10, InputSpec.Grey28);
+        var t = ModelTopology.Discover(small);
+        Assert.Equal(["conv1", "conv2", "conv3"], t.Convs.Select(c => c.Name));
+        Assert.Equal(["bn1", "bn2", "bn3"], t.Convs.Select(c => c.BatchNorm));
+        Assert.Equal(16 + 32 + 64, t.TotalBatchNormChannels);
+
+        using var preact = ModelZoo.CreateClassifier("preactresnet18", 10, InputSpec.Cifar10);
+        var p = ModelTopology.Discover(preact);
+        Assert.Equal(20, p.Convs.Count);
+        Assert.Equal(4800, p.TotalFilters);          // reference-algorithms §2: Grad-Prune's pool
+        Assert.Equal(16, p.BatchNorms.Count);
+        Assert.Equal(3392, p.TotalBatchNormChannels);
+        // In a pre-activation block, conv1's output goes straight into bn2; conv2's is added to the shortcut first.
+        Assert.Equal("layer2.0.bn2", p.Convs.Single(c => c.Name == "layer2.0.conv1").BatchNorm);
+        Assert.Null(p.Convs.Single(c => c.Name == "layer2.0.conv2").BatchNorm);
+        Assert.Null(p.Convs.Single(c => c.Name == "layer2.0.shortcut.0").BatchNorm);
+    }
+
+    [Fact]
+    public void Pruning_a_filter_zeroes_its_weights_and_its_own_bn_and_the_mask_keeps_it_zero()
+    {
+        using var model = ModelZoo.CreateClassifier("smallcnn", 10, InputSpec.Grey28);
+        var t = ModelTopology.Discover(model);
+        var conv2 = t.Convs.Single(c => c.Name == "conv2");
+        var bn2 = t.BatchNorm("bn2")!;
+        using (no_grad()) bn2.Bias.fill_(0.3f); // a non-zero β: pruning must remove it too
+        var mask = new FilterMask(t);
+        mask.Prune(conv2, 5);
+
+        using var x = rand(4, 1, 28, 28);
+        using (no_grad())
+        {
+            model.Module.eval();
+            // After bn2 the channel is exactly zero: conv output 0, γ 0, β 0.
+            Assert.Equal(0f, conv2.Weight[5].abs().sum().item<float>());
+            Assert.Equal(0f, bn2.Weight[5].item<float>());
+            Assert.Equal(0f, bn2.Bias[5].item<float>());
+            Assert.NotEqual(0f, bn2.Bias[4].item<float>());
+            conv2.Weight[5].fill_(1f);
+            bn2.Weight[5].fill_(1f);
+        }
+
+        mask.Apply();
+        Assert.Equal(0f, conv2.Weight[5].abs().sum().item<float>());
+        Assert.Equal(0f, bn2.Weight[5].item<float>());
+        Assert.Equal(1, mask.Count);
+    }
+
+    [Fact]
+    public void Bn_mask_gradient_matches_finite_differences_and_masks_stay_in_0_1()
+    {
+        torch.random.manual_seed(0);
+        using var model = ModelZoo.CreateClassifier("smallcnn", 10, InputSpec.Grey28);
+        model.Module.eval(); // deterministic forward for the finite-difference check
+        var t = ModelTopology.Discover(model);
+        using var x = rand(8, 1, 28, 28);
+        using var y = tensor(new long[] { 0, 1, 2, 3, 4, 5, 6, 7 });
+        double Loss()
+        {
+            using var noGrad = no_grad();
+            return nn.functional.cross_entropy(model.Forward(x), y).item<float>();
+        }
+
+        using var mask = new BatchNormMask(t);
+        mask.Write();
+        model.Module.zero_grad();
+        nn.functional.cross_entropy(model.Forward(x), y).backward();
+        var gamma = t.BatchNorms[1].Weight.detach().clone();
+        var analytic = (t.BatchNorms[1].Weight.grad! * gamma)[7].item<float>();
+
+        // ∂L/∂m_k by central differences: γ'_k = γ_k (1 ± ε).
+        const float eps = 1e-2f;
+        using (no_grad()) t.BatchNorms[1].Weight[7].fill_(gamma[7].item<float>() * (1 + eps));
+        var up = Loss();
+        using (no_grad()) t.BatchNorms[1].Weight[7].fill_(gamma[7].item<float>() * (1 - eps));
+        var down = Loss();
+        Assert.Equal((up - down) / (2 * eps), analytic, 3);
+
+        mask.Write();
+        model.Module.zero_grad();
+        nn.functional.cross_entropy(model.Forward(x), y).backward();
+        mask.Step(learningRate: 1000, momentum: 0.9); // absurd step: clipping must hold
+        Assert.All(mask.Values(), v => Assert.InRange(v.Value, 0f, 1f));
+    }
+
+    [Fact]
+    public void Sweep_selects_the_largest_level_within_the_validation_acc_bound()
+    {
+        var accs = new[] { 0.90, 0.90, 0.89, 0.88, 0.86, 0.80 };
+        var levels = accs.Select((_, i) => new PruningSweep.Level(i * 10, i * 0.1)).ToList();
+        var current = 0;
+        var result = PruningSweep.Run(levels, l => current = l.Units / 10, () => new ValidationScores(accs[current], null, null, 0, null),
+            maxAccDrop: 0.03, "units", NullDefenseObserver.Instance, default);
+        Assert.Equal(3, result.ChosenIndex); // 0.88 is within 3 points of 0.90; 0.86 is not
+        Assert.Contains("within 3 points", result.Rule);
+    }
+}
