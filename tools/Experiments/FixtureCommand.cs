@@ -15,7 +15,7 @@ internal static class FixtureCommand
 {
     public static void Run(ExperimentOptions options)
     {
-        var outDir = options.Text("out", "tests/fixtures/backdoored");
+        var outDir = options.Text("out", "demo");
         var epochs = options.Int("epochs", 8);
         var lr = options.Number("lr", 0.05);
         var seed = options.Int("seed", 0);

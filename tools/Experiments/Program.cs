@@ -22,7 +22,7 @@ switch (command)
               attack          train BadNets and Blended SmallCnn models on Fashion-MNIST and print ACC/ASR/RA
                               (--epochs 8 --lr 0.05 --seed 0)
               make-fixtures   write the backdoored Fashion-MNIST model the tests and the demo use
-                              (--out tests/fixtures/backdoored --epochs 8)
+                              (--out demo --epochs 8)
               seed-defenses   Grad-Prune and RNP over several seeds on BadNets and Blended models; writes
                               docs/results/seed-defenses.md (--seeds 5 --epochs 8 --cache artifacts/experiments)
             """);

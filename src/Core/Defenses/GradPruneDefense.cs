@@ -5,6 +5,7 @@ using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Models;
 using WebDefense.Core.Training;
 using static TorchSharp.torch;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Defenses;
 
@@ -162,6 +163,7 @@ public sealed class GradPruneDefense : IDefense
         {
             for (var start = 0; start < triggered.Count; start += batchSize)
             {
+                using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, triggered.Count - start);
                 var logits = model.Forward(model.Input.Normalize(triggered.Images.narrow(0, start, length)));

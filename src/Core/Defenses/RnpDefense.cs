@@ -4,6 +4,7 @@ using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Training;
 using static TorchSharp.torch;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Defenses;
 
@@ -136,6 +137,7 @@ public sealed class RnpDefense : IDefense
             foreach (var rows in BatchPlan.Epoch(train.Count, p.Int("batch_size"), shuffle: true, dropLast: false, context.Random))
             {
                 context.Cancellation.ThrowIfCancellationRequested();
+                using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 using var index = tensor(rows);
                 var x = unlearned.Input.Normalize(augment.Apply(train.Images.index_select(0, index), context.Random));

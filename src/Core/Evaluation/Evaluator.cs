@@ -2,6 +2,7 @@ using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Models;
 using static TorchSharp.torch;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Evaluation;
 
@@ -26,6 +27,7 @@ public static class Evaluator
             using var inference = torch.inference_mode();
             for (var start = 0; start < count; start += batchSize)
             {
+                using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, count - start);
                 var x = model.Input.Normalize(images.narrow(0, start, length), device);

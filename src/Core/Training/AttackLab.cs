@@ -3,6 +3,7 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Models;
 using WebDefense.Core.Models.Zoo;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Training;
 
@@ -60,6 +61,10 @@ public static class AttackLab
         {
             model.Dispose();
             throw;
+        }
+        finally
+        {
+            GcQuietRegion.Release();
         }
     }
 }

@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using WebDefense.Core.Data;
 using WebDefense.Core.Models;
 using static TorchSharp.torch;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Training;
 
@@ -118,6 +119,7 @@ public sealed class TrainingLoop
         foreach (var rows in BatchPlan.Epoch(Data.Count, Options.BatchSize, shuffle: true, Options.DropLast, random))
         {
             cancellation.ThrowIfCancellationRequested();
+            using var quiet = GcQuietRegion.Enter();
             using var scope = NewDisposeScope();
             using var index = tensor(rows);
             var pixels = Options.Augment.Apply(Data.Images.index_select(0, index), random);

@@ -3,6 +3,7 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using static TorchSharp.torch;
+using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Defenses.Blocks;
 
@@ -50,6 +51,7 @@ public sealed class ValidationSet(ImageDataset clean, ImageDataset? backdoor, in
             double sum = 0;
             for (var start = 0; start < data.Count; start += batchSize)
             {
+                using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, data.Count - start);
                 var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length)));

@@ -3,6 +3,7 @@ using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
+using WebDefense.Core.Runtime;
 using static TorchSharp.torch;
 
 namespace WebDefense.Core.Defenses.Framework;
@@ -119,6 +120,10 @@ public static class DefenseRunner
         {
             purified.Dispose();
             throw;
+        }
+        finally
+        {
+            GcQuietRegion.Release();
         }
     }
 

@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace WebDefense.Core.Runs;
+
+/// <summary>A model file to load and what the uploader declared about it.</summary>
+public sealed record RunModelInput
+{
+    public required string Path { get; init; }
+
+    /// <summary>Zoo name for state-dict formats; null for TorchScript.</summary>
+    public string? Architecture { get; init; }
+
+    public required int NumClasses { get; init; }
+
+    /// <summary>Channels, height, width.</summary>
+    public required int[] InputShape { get; init; }
+
+    public required float[] Mean { get; init; }
+    public required float[] Std { get; init; }
+}
+
+/// <summary>A stored data file (npz, image-folder zip, CIFAR-10 binary, zip of IDX files) and its original name.</summary>
+public sealed record RunDatasetInput
+{
+    public required string Path { get; init; }
+    public required string FileName { get; init; }
+}
+
+/// <summary>
+/// Everything a worker process needs to execute one defense run, written as JSON by the service and read by
+/// the worker. Paths are absolute; the worker writes its artifacts into <see cref="OutputDirectory"/>.
+/// </summary>
+public sealed record RunSpec
+{
+    public required Guid RunId { get; init; }
+    public required string Defense { get; init; }
+    public Dictionary<string, JsonElement> Parameters { get; init; } = new();
+    public int Seed { get; init; }
+    public required RunModelInput Model { get; init; }
+    public required RunDatasetInput CleanData { get; init; }
+    public RunDatasetInput? TestSet { get; init; }
+
+    /// <summary>Triggered test images with their TRUE labels.</summary>
+    public RunDatasetInput? BackdoorTestSet { get; init; }
+
+    /// <summary>Uploaded triggered images with their TRUE labels (unpaired backdoor samples).</summary>
+    public RunDatasetInput? BackdoorSamples { get; init; }
+
+    /// <summary>A trigger spec (JSON, see TriggerSpec): builds paired backdoor samples from the clean data and, without an uploaded backdoor test set, the backdoor test set from the test set.</summary>
+    public string? TriggerJson { get; init; }
+
+    public int? TargetLabel { get; init; }
+    public required string OutputDirectory { get; init; }
+    public int Threads { get; init; } = 1;
+    public string Device { get; init; } = "cpu";
+
+    public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+    };
+}
