@@ -1,0 +1,14 @@
+using WebDefense.Core.Defenses.Framework;
+
+namespace WebDefense.Core.Defenses;
+
+/// <summary>Every defense the service offers, by its API name.</summary>
+public static class DefenseCatalog
+{
+    public static IReadOnlyList<IDefense> All { get; } = [new GradPruneDefense(), new RnpDefense()];
+
+    public static IDefense? Find(string name) => All.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    public static IDefense Get(string name) => Find(name)
+        ?? throw new DefenseInputException($"unknown defense '{name}'; available: {string.Join(", ", All.Select(d => d.Name))}");
+}
