@@ -1,4 +1,7 @@
 using WebDefense.Server.Hosting;
+using WebDefense.Server.Jobs;
+
+if (args is ["worker", ..]) return WorkerEntryPoint.Run(args[1..]);
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -15,6 +18,7 @@ app.UseAntiforgery();
 app.MapHealthApi();
 app.MapRazorComponents<WebDefense.Client.App>();
 app.Run();
+return 0;
 
 /// <summary>Entry point marker for functional tests (WebApplicationFactory&lt;Program&gt;).</summary>
 public partial class Program;
