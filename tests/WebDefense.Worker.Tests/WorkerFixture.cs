@@ -6,7 +6,6 @@ using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Runs;
-using WebDefense.Core.Training;
 
 namespace WebDefense.Worker.Tests;
 
@@ -22,19 +21,11 @@ public sealed class WorkerFixture : IDisposable
     public WorkerFixture()
     {
         Root = Directory.CreateTempSubdirectory("webdefense-worker-tests-").FullName;
-        // The attack-lab demo model (demo/, copied to fixtures/backdoored); without it, one trained here and kept in
-        // the temp folder, keyed by the recipe (several minutes on two shared cores).
-        var demo = Path.Combine(AppContext.BaseDirectory, "fixtures", "backdoored", "fmnist-smallcnn-badnets.pt");
-        ModelPath = File.Exists(demo) ? demo : Path.Combine(Path.GetTempPath(), "webdefense-worker-tests-smallcnn-badnets-20k-e6-s0.pt");
+        // The attack-lab demo model (demo/, copied to fixtures/backdoored by the csproj).
+        ModelPath = Path.Combine(AppContext.BaseDirectory, "fixtures", "backdoored", "fmnist-smallcnn-badnets.pt");
         if (!File.Exists(ModelPath))
         {
-            using var train = IdxReader.Read(Path.Combine(FashionMnistDir, "train-images-idx3-ubyte.gz"), Path.Combine(FashionMnistDir, "train-labels-idx1-ubyte.gz"));
-            using var subset = train.Subset(Enumerable.Range(0, 20000).Select(i => (long)i).ToArray());
-            using var attacked = AttackLab.Train("smallcnn", 10, InputSpec.Grey28, subset, AttackSpec.BadNets,
-                AttackLab.Recipe(6, InputSpec.Grey28), seed: 0);
-            var temp = Path.Combine(Root, "suspect.pt");
-            ModelLoader.Save(attacked.Model, ModelFileFormat.PyTorchStateDict, temp);
-            File.Move(temp, ModelPath, overwrite: true);
+            throw new FileNotFoundException("the demo model is missing; make it with: dotnet run --project tools/Experiments -c Release -- make-fixtures", ModelPath);
         }
 
         using var all = IdxReader.Read(Path.Combine(FashionMnistDir, "t10k-images-idx3-ubyte.gz"), Path.Combine(FashionMnistDir, "t10k-labels-idx1-ubyte.gz"));

@@ -112,10 +112,11 @@ internal static class SeedDefensesCommand
                      $"10% dirty-label poisoning towards class 0, SGD lr {lr.ToString(CultureInfo.InvariantCulture)} momentum 0.9 wd 5e-4, batch 128, cosine over {epochs} epochs, RandomCrop(28, pad 2), seed 0.");
         s.AppendLine("  BadNets: 3×3 white patch in the bottom-right corner. Blended: seeded uniform-noise image, α = 0.2 (BackdoorBench's Hello Kitty image is not available here).");
         s.AppendLine("- Test sets: the 10,000 Fashion-MNIST test images (ACC) and the 9,000 non-target test images with the trigger (ASR, RA).");
-        s.AppendLine("- Defender data, drawn anew for each seed from the clean training images (class-balanced): Grad-Prune 10 per class (9 train + 1 validation per class, " +
-                     "their triggered copies with true labels as backdoor samples); RNP 50 per class (10% held out for validation).");
+        s.AppendLine("- Defender data, drawn anew for each seed from the clean training images (class-balanced): Grad-Prune 10 per class (9 train + 1 validation per class) " +
+                     "and 100 per class (90 + 10), with their triggered copies (true labels) as backdoor samples; RNP 50 per class (10% held out for validation).");
         s.AppendLine("- Defense parameters: the defaults shown by `GET /api/defenses` (Grad-Prune α = 0.1, P_p = P_t = 10, lr 0.001, persistent mask on; " +
-                     "RNP clean threshold 0.20, unlearning lr 0.01, recovery lr 0.2 × 20 epochs, α = 0.2, pruning level chosen as the largest whose validation ACC drop ≤ 3 points).");
+                     "RNP clean threshold 0.20, unlearning lr 0.01, recovery lr 0.2 × 20 epochs, α = 0.2, channels pruned one by one in mask order, " +
+                     "level chosen as the largest whose validation ACC, and that of every smaller level, stays within 3 points).");
         s.AppendLine("- Selection never sees the test sets. Metrics are percentages; ± is the sample standard deviation over seeds.");
         s.AppendLine();
         s.AppendLine("## Results (mean ± std over seeds)");
