@@ -13,6 +13,9 @@ switch (command)
     case "make-fixtures":
         FixtureCommand.Run(options);
         break;
+    case "trace":
+        TraceCommand.Run(options);
+        break;
     case "seed-defenses":
         SeedDefensesCommand.Run(options);
         break;
@@ -23,6 +26,8 @@ switch (command)
                               (--epochs 8 --lr 0.05 --seed 0)
               make-fixtures   write the backdoored Fashion-MNIST model the tests and the demo use
                               (--out demo --epochs 8)
+              trace           run one defense on the demo model and print its trajectory
+                              (--defense rnp --per-class 50 --seed 0 --params key=value,key=value)
               seed-defenses   Grad-Prune and RNP over several seeds on BadNets and Blended models; writes
                               docs/results/seed-defenses.md (--seeds 5 --epochs 8 --cache artifacts/experiments)
             """);

@@ -34,7 +34,7 @@ internal static class SeedDefensesCommand
         {
             using var model = BackdooredModels.Cached(cache, name, attack, train, epochs, lr, seed: 0);
             using var bdTest = BackdoorTestSet.Build(test, attack.Trigger, attack.TargetLabel);
-            foreach (var (defense, perClass) in new (IDefense, int)[] { (new GradPruneDefense(), 10), (new RnpDefense(), 50) })
+            foreach (var (defense, perClass, label) in new (IDefense, int, string)[] { (new GradPruneDefense(), 10, "grad-prune (spc 10)"), (new GradPruneDefense(), 100, "grad-prune (spc 100)"), (new RnpDefense(), 50, "rnp (50/class)") })
             {
                 for (var seed = 0; seed < seeds; seed++)
                 {
@@ -49,12 +49,13 @@ internal static class SeedDefensesCommand
                         Backdoor = defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) ? new BackdoorSamples(triggered, PairedWithClean: true) : null,
                         TargetLabel = attack.TargetLabel,
                         Seed = seed,
+                        Parameters = defense is GradPruneDefense ? new Dictionary<string, object> { ["samples_per_class"] = perClass } : null,
                         TestSet = test,
                         BackdoorTestSet = bdTest.Data,
                     });
-                    rows.Add(new Row(name, defense.Name, seed, result, PeakRss()));
+                    rows.Add(new Row(name, label, seed, result, PeakRss()));
                     attackMetrics[name] = result.Before!;
-                    Console.WriteLine($"{name} {defense.Name} seed {seed}: ACC {result.Before!.Acc:P2}→{result.After!.Acc:P2} ASR {result.Before.Asr:P2}→{result.After.Asr:P2} " +
+                    Console.WriteLine($"{name} {label} seed {seed}: ACC {result.Before!.Acc:P2}→{result.After!.Acc:P2} ASR {result.Before.Asr:P2}→{result.After.Asr:P2} " +
                                       $"RA →{result.After.Ra:P2}, {result.Chosen.X} units, {result.WallTime.TotalSeconds:0.0}s");
                     result.Purified.Dispose();
                 }

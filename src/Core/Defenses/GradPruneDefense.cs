@@ -26,7 +26,7 @@ public sealed class GradPruneDefense : IDefense
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        ParameterSpec.Int("samples_per_class", 10, 1, 5000, "Samples drawn per class (the paper evaluates 2, 10 and 100)."),
+        ParameterSpec.Int("samples_per_class", 100, 1, 5000, "Samples drawn per class (the reference default; the paper evaluates 2, 10 and 100)."),
         ParameterSpec.Number("val_ratio", 0.1, 0.0, 0.5, "Share of each class's samples used for validation (at least one)."),
         ParameterSpec.Number("accuracy_threshold", 0.1, 0.0, 1.0, "α: stop pruning when validation ACC has dropped this much (absolute)."),
         ParameterSpec.Int("pruning_patience", 10, 1, 1000, "P_p: stop after this many rounds without a lower validation unlearning loss."),

@@ -32,8 +32,9 @@ public sealed class RnpDefense : IDefense
         ParameterSpec.Number("alpha", 0.2, 0.0, 1.0, "Weight of the clean loss during mask recovery (loss = α·CE)."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size."),
         ParameterSpec.Number("val_fraction", 0.1, 0.01, 0.5, "Share of the clean data held out to choose the pruning level."),
-        ParameterSpec.Number("pruning_max", 0.90, 0.0, 1.0, "Largest mask threshold of the sweep."),
-        ParameterSpec.Number("pruning_step", 0.05, 0.001, 0.5, "Threshold step of the sweep."),
+        ParameterSpec.Choice("pruning_by", "number", ["number", "threshold"], "number: prune channels one by one in ascending mask order (in steps of about 0.5% of the channels for large models); threshold: prune every channel with mask ≤ t for t = 0, pruning_step, …, pruning_max (the reference's evaluate_by_threshold)."),
+        ParameterSpec.Number("pruning_max", 0.90, 0.0, 1.0, "Largest share of channels (by number) or largest mask threshold (by threshold) in the sweep."),
+        ParameterSpec.Number("pruning_step", 0.05, 0.001, 0.5, "Threshold step of the threshold sweep."),
         ParameterSpec.Choice("selection", "acc-bound", ["acc-bound", "fixed-threshold"], "acc-bound: largest pruning whose validation ACC drop stays within max_acc_drop; fixed-threshold: prune every channel with mask ≤ fixed_threshold (BackdoorBench's final model, 0.70)."),
         ParameterSpec.Number("max_acc_drop", 0.03, 0.0, 1.0, "Largest validation ACC drop allowed by the acc-bound selection."),
         ParameterSpec.Number("fixed_threshold", 0.70, 0.0, 1.0, "Mask threshold of the fixed-threshold selection."),
@@ -88,16 +89,29 @@ public sealed class RnpDefense : IDefense
         observer.StepStarted(2, Steps.Count, Steps[2]);
         var topology = ModelTopology.Discover(context.Model);
         using var gammas = GammaSnapshot.Take(topology);
+        // Channels in ascending mask order (ties in model order); a level prunes the first Units of them.
+        var order = masks.Select((m, i) => (m, i)).OrderBy(x => x.m.Value).ThenBy(x => x.i).Select(x => x.m).ToList();
         var levels = new List<PruningSweep.Level> { new(0, -1) };
-        for (var t = 0.0; t <= p.Number("pruning_max") + 1e-9; t += p.Number("pruning_step"))
+        if (p.Choice("pruning_by") == "number")
         {
-            levels.Add(new PruningSweep.Level(masks.Count(m => m.Value <= t), Math.Round(t, 6)));
+            var step = Math.Max(1, (int)Math.Ceiling(order.Count / 200.0));
+            for (var n = step; n <= (int)(p.Number("pruning_max") * order.Count); n += step)
+            {
+                levels.Add(new PruningSweep.Level(n, order[n - 1].Value));
+            }
+        }
+        else
+        {
+            for (var t = 0.0; t <= p.Number("pruning_max") + 1e-9; t += p.Number("pruning_step"))
+            {
+                levels.Add(new PruningSweep.Level(masks.Count(m => m.Value <= t), Math.Round(t, 6)));
+            }
         }
 
         void Prune(PruningSweep.Level level)
         {
             gammas.Restore();
-            ZeroGammas(topology, masks, level.Threshold);
+            ZeroGammas(topology, order.Take(level.Units));
         }
 
         var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation);
@@ -106,7 +120,7 @@ public sealed class RnpDefense : IDefense
         // Step 4: select on validation data only and leave the model at the chosen point.
         observer.StepStarted(3, Steps.Count, Steps[3]);
         var (chosen, rule) = p.Choice("selection") == "fixed-threshold"
-            ? (new PruningSweep.Level(masks.Count(m => m.Value <= p.Number("fixed_threshold")), p.Number("fixed_threshold")),
+            ? (new PruningSweep.Level(order.Count(m => m.Value <= p.Number("fixed_threshold")), p.Number("fixed_threshold")),
                $"fixed threshold: every BN channel with recovered mask ≤ {p.Number("fixed_threshold"):0.###}")
             : (sweep.Points[sweep.ChosenIndex].Level, sweep.Rule);
         Prune(chosen);
@@ -156,14 +170,14 @@ public sealed class RnpDefense : IDefense
     }
 
     /// <summary>
-    /// Zeroes γ of each channel whose recovered mask is ≤ the threshold. The masks were learned on the unlearned
-    /// copy; its BN layers are matched to <paramref name="target"/>'s by name.
+    /// Zeroes γ of the given channels. The masks were learned on the unlearned copy; its BN layers are matched to
+    /// <paramref name="target"/>'s by name.
     /// </summary>
-    private static void ZeroGammas(ModelTopology target, IReadOnlyList<(BatchNormLayer Layer, int Channel, float Value)> masks, double threshold)
+    private static void ZeroGammas(ModelTopology target, IEnumerable<(BatchNormLayer Layer, int Channel, float Value)> channels)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        foreach (var (layer, channel, _) in masks.Where(m => m.Value <= threshold))
+        foreach (var (layer, channel, _) in channels)
         {
             target.BatchNorms.First(b => b.Name == layer.Name).Weight[channel].zero_();
         }

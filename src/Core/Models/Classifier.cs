@@ -47,8 +47,8 @@ public sealed class Classifier : IDisposable
             var path = Path.Combine(Path.GetTempPath(), $"webdefense-clone-{Guid.NewGuid():N}.pt");
             try
             {
-                script.save(path);
-                copy = jit.load<Tensor, Tensor>(path);
+                TorchScriptModel.Save(script, path);
+                copy = TorchScriptModel.Load(path);
             }
             finally
             {

@@ -4,8 +4,8 @@ namespace WebDefense.Core.Defenses.Blocks;
 
 /// <summary>
 /// Evaluates a sequence of pruning levels on validation data and chooses one. Selection never sees test data:
-/// the default rule takes the LARGEST level whose validation ACC stays within <c>maxAccDrop</c> of the
-/// unpruned model's validation ACC.
+/// the rule takes the LARGEST level such that it and all smaller levels keep validation ACC within
+/// <c>maxAccDrop</c> of the unpruned model's.
 /// </summary>
 public static class PruningSweep
 {
@@ -31,14 +31,16 @@ public static class PruningSweep
             observer.Progress((i + 1.0) / levels.Count, $"{levels[i].Units} {xLabel}: val ACC {scores.Acc:P1}" + (scores.Asr is { } a ? $", val ASR {a:P1}" : string.Empty));
         }
 
+        // The largest level such that it and every smaller level keep validation ACC within the bound: a level
+        // past a collapse that happens to recover is not taken.
         var baseline = points[0].Item2.Acc;
         var chosen = 0;
-        for (var i = 0; i < points.Count; i++)
+        while (chosen + 1 < points.Count && baseline - points[chosen + 1].Item2.Acc <= maxAccDrop)
         {
-            if (baseline - points[i].Item2.Acc <= maxAccDrop) chosen = i;
+            chosen++;
         }
 
-        var rule = $"largest pruning whose validation ACC ({points[chosen].Item2.Acc * 100:0.0}%) is within {maxAccDrop * 100:0.##} points of the unpruned model's ({baseline * 100:0.0}%)";
+        var rule = $"largest pruning whose validation ACC ({points[chosen].Item2.Acc * 100:0.0}%), and that of every smaller level, is within {maxAccDrop * 100:0.##} points of the unpruned model's ({baseline * 100:0.0}%)";
         return new Result(points, chosen, rule);
     }
 }

@@ -1,0 +1,49 @@
+using WebDefense.Core.Data;
+using WebDefense.Core.Data.Triggers;
+using WebDefense.Core.Defenses;
+using WebDefense.Core.Defenses.Framework;
+using WebDefense.Core.Models;
+
+namespace WebDefense.Experiments;
+
+/// <summary>Runs one defense once on the demo model and prints its whole trajectory (for looking into a defense).</summary>
+internal static class TraceCommand
+{
+    private sealed class Printer : IDefenseObserver
+    {
+        public void StepStarted(int index, int count, string step) => Console.WriteLine($"== step {index + 1}/{count}: {step}");
+        public void Progress(double fractionOfStep, string message) { }
+        public void Point(TrajectoryPoint p) => Console.WriteLine($"  [{p.Phase}] {p.XLabel} {p.X}: acc {p.ValAcc:0.###} asr {p.ValAsr:0.###} loss {p.Loss:0.####} {p.Note}");
+        public void Log(string message) => Console.WriteLine($"  log: {message}");
+    }
+
+    public static void Run(ExperimentOptions options)
+    {
+        var defense = DefenseCatalog.Get(options.Text("defense", "rnp"));
+        var perClass = options.Int("per-class", 50);
+        using var loaded = ModelLoader.Load(options.Text("model", "demo/fmnist-smallcnn-badnets.pt"), new ModelDeclaration("smallcnn", 10, InputSpec.Grey28));
+        using var train = FashionMnist.Train();
+        using var test = FashionMnist.Test();
+        var trigger = PatchTrigger.BadNets;
+        using var bd = BackdoorTestSet.Build(test, trigger, 0);
+        var labels = train.Labels.data<long>().ToArray();
+        var random = new Random(options.Int("seed", 0) + 1000);
+        var rows = Enumerable.Range(0, 10).SelectMany(c =>
+        {
+            var m = Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).Select(i => (long)i).ToArray();
+            random.Shuffle(m);
+            return m.Take(perClass);
+        }).ToArray();
+        using var clean = train.Subset(rows);
+        using var triggered = new ImageDataset(trigger.ApplyTo(clean.Images), clean.Labels.clone());
+        var overrides = options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);
+        using var result = DefenseRunner.Run(new DefenseRequest
+        {
+            Defense = defense, Model = loaded.Classifier, CleanData = clean, TargetLabel = 0, Seed = options.Int("seed", 0),
+            Backdoor = new BackdoorSamples(triggered, true), // RNP shows it as validation ASR only
+            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = overrides,
+        });
+        Console.WriteLine($"before {result.Before} after {result.After}; chosen {result.Chosen}; {string.Join(", ", result.Findings.Select(f => $"{f.Key}={f.Value}"))}; {result.WallTime.TotalSeconds:0.0}s");
+    }
+}
