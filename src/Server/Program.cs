@@ -3,6 +3,8 @@ using WebDefense.Server.Data;
 using WebDefense.Server.Hosting;
 using WebDefense.Server.Jobs;
 
+if (args is ["worker", ..]) return WorkerEntryPoint.Run(args[1..]);
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -29,6 +31,7 @@ app.MapWebDefenseApi();
 app.MapJobsDashboard();
 app.MapRazorComponents<WebDefense.Client.App>();
 app.Run();
+return 0;
 
 /// <summary>Entry point marker for functional tests (WebApplicationFactory&lt;Program&gt;).</summary>
 public partial class Program;

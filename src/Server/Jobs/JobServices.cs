@@ -27,6 +27,11 @@ public static class JobServices
         builder.Services.AddSingleton<RunUpdates>();
         builder.Services.AddSingleton<RunQueue>();
         builder.Services.AddScoped<RunJob>();
+        builder.Services.AddSingleton<IRunExecutor>(sp =>
+        {
+            var log = sp.GetRequiredService<ILogger<ProcessRunExecutor>>();
+            return new ProcessRunExecutor(new ProcessRunExecutorOptions(), message => log.LogInformation("{Message}", message));
+        });
         return builder;
     }
 
