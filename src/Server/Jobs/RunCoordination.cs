@@ -33,6 +33,9 @@ public sealed record RunUpdate(string Type, string Json);
 /// <summary>Fans run updates out to the live listeners of each run.</summary>
 public sealed class RunUpdates
 {
+    /// <summary>Compact JSON (one SSE data line per update).</summary>
+    public static System.Text.Json.JsonSerializerOptions Json { get; } = new(WebDefense.Core.Runs.RunSpec.Json) { WriteIndented = false };
+
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<Channel<RunUpdate>, byte>> _listeners = new();
 
     public void Publish(Guid runId, RunUpdate update)

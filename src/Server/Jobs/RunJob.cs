@@ -99,7 +99,7 @@ public sealed class RunJob(
 
     private async Task OnEventAsync(Guid runId, RunEvent e)
     {
-        var json = JsonSerializer.Serialize(e, RunSpec.Json);
+        var json = JsonSerializer.Serialize(e, RunUpdates.Json);
         switch (e)
         {
             case ProgressEvent p:
@@ -218,7 +218,7 @@ public sealed class RunJob(
     }
 
     private void Publish(Guid runId, string type, object payload) =>
-        updates.Publish(runId, new RunUpdate(type, payload as string ?? JsonSerializer.Serialize(payload, RunSpec.Json)));
+        updates.Publish(runId, new RunUpdate(type, payload as string ?? JsonSerializer.Serialize(payload, RunUpdates.Json)));
 
     private static string TypeOf(RunEvent e) => e switch
     {

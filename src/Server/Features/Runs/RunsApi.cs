@@ -236,7 +236,7 @@ public static class RunsApi
         var (reader, subscription) = updates.Subscribe(run.Id);
         using (subscription)
         {
-            yield return new SseItem<string>(JsonSerializer.Serialize(RunResponse.From(run), RunSpec.Json), "snapshot");
+            yield return new SseItem<string>(JsonSerializer.Serialize(RunResponse.From(run), RunUpdates.Json), "snapshot");
             if (run.IsFinished) yield break;
             while (true)
             {
