@@ -29,6 +29,7 @@ public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L 
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.UseEnvironment("Testing"); // static web assets (Development only) expect src/Server/wwwroot
         builder.UseSetting("WebDefense:DataDirectory", DataDirectory);
         builder.UseSetting("WebDefense:Bootstrap:AdminApiKey", AdminKey);
         builder.UseSetting("WebDefense:Bootstrap:AdminPassword", "Admin-pass-123!");
