@@ -1,3 +1,5 @@
+using WebDefense.Server.Auth;
+using WebDefense.Server.Data;
 using WebDefense.Server.Hosting;
 using WebDefense.Server.Jobs;
 
@@ -9,13 +11,24 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     ContentRootPath = AppContext.BaseDirectory,
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
 });
+builder.AddWebDefenseOptions();
 builder.AddEngineServices();
+builder.AddDataServices();
+builder.AddAuthServices();
+builder.AddJobServices();
+builder.AddApiServices();
 builder.Services.AddRazorComponents();
 
 var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
 app.UseStaticFiles();
+app.UseAuthentication();
+app.UseAuthorization();
 app.UseAntiforgery();
 app.MapHealthApi();
+app.MapWebDefenseApi();
+app.MapJobsDashboard();
 app.MapRazorComponents<WebDefense.Client.App>();
 app.Run();
 return 0;

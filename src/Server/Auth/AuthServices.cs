@@ -1,0 +1,47 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using WebDefense.Server.Data;
+
+namespace WebDefense.Server.Auth;
+
+public static class AuthServices
+{
+    public const string AdminRole = "Admin";
+    public const string AdminPolicy = "Admin";
+    private const string SelectScheme = "ApiKeyOrCookie";
+
+    /// <summary>Identity users in SQLite, cookie login, X-Api-Key per user; APIs answer 401/403 instead of redirecting.</summary>
+    public static WebApplicationBuilder AddAuthServices(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddAuthentication(o =>
+            {
+                o.DefaultScheme = SelectScheme;
+                o.DefaultChallengeScheme = SelectScheme;
+            })
+            .AddPolicyScheme(SelectScheme, "API key or cookie", o => o.ForwardDefaultSelector = context =>
+                context.Request.Headers.ContainsKey(ApiKeyAuthenticationHandler.Header) ? ApiKeyAuthenticationHandler.SchemeName : IdentityConstants.ApplicationScheme)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null)
+            .AddIdentityCookies();
+        builder.Services.ConfigureApplicationCookie(o =>
+        {
+            o.Cookie.Name = "webdefense";
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.Cookie.HttpOnly = true;
+            o.Events.OnRedirectToLogin = c => { c.Response.StatusCode = StatusCodes.Status401Unauthorized; return Task.CompletedTask; };
+            o.Events.OnRedirectToAccessDenied = c => { c.Response.StatusCode = StatusCodes.Status403Forbidden; return Task.CompletedTask; };
+        });
+        builder.Services.AddIdentityCore<User>(o =>
+            {
+                o.User.RequireUniqueEmail = true;
+                o.Password.RequiredLength = 8;
+            })
+            .AddRoles<IdentityRole<Guid>>()
+            .AddEntityFrameworkStores<AppDbContext>()
+            .AddSignInManager()
+            .AddClaimsPrincipalFactory<TeamClaimsPrincipalFactory>();
+        builder.Services.AddAuthorizationBuilder()
+            .SetFallbackPolicy(null)
+            .AddPolicy(AdminPolicy, p => p.RequireRole(AdminRole));
+        return builder;
+    }
+}

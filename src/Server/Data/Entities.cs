@@ -1,0 +1,144 @@
+using Microsoft.AspNetCore.Identity;
+
+namespace WebDefense.Server.Data;
+
+public sealed class Team
+{
+    public Guid Id { get; set; } = Guid.NewGuid();
+    public required string Name { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+}
+
+public sealed class User : IdentityUser<Guid>
+{
+    public Guid TeamId { get; set; }
+    public Team? Team { get; set; }
+}
+
+/// <summary>A per-user API key; only its SHA-256 is stored, the raw key is shown once.</summary>
+public sealed class ApiKey
+{
+    public Guid Id { get; set; } = Guid.NewGuid();
+    public Guid UserId { get; set; }
+    public User? User { get; set; }
+    public required string Name { get; set; }
+    public required string Prefix { get; set; }
+    public required string Hash { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+    public DateTimeOffset? RevokedAt { get; set; }
+}
+
+public sealed class ModelRecord
+{
+    public Guid Id { get; set; } = Guid.NewGuid();
+    public Guid TeamId { get; set; }
+    public required string Name { get; set; }
+    public required string FileName { get; set; }
+    public required string Format { get; set; }
+    public string? Architecture { get; set; }
+    public int NumClasses { get; set; }
+    public int Channels { get; set; }
+    public int Height { get; set; }
+    public int Width { get; set; }
+    public required string Mean { get; set; }
+    public required string Std { get; set; }
+    public long ParameterCount { get; set; }
+    public required string Sha256 { get; set; }
+    public long SizeBytes { get; set; }
+    public required string StoredName { get; set; }
+    public string Warnings { get; set; } = "[]";
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+}
+
+public sealed class DatasetRecord
+{
+    public Guid Id { get; set; } = Guid.NewGuid();
+    public Guid TeamId { get; set; }
+    public required string Name { get; set; }
+    public required string Kind { get; set; }
+    public required string FileName { get; set; }
+    public int Count { get; set; }
+    public int Channels { get; set; }
+    public int Height { get; set; }
+    public int Width { get; set; }
+    /// <summary>JSON array of the labels present.</summary>
+    public string Classes { get; set; } = "[]";
+    public int MaxLabel { get; set; }
+    public required string Sha256 { get; set; }
+    public long SizeBytes { get; set; }
+    public required string StoredName { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+}
+
+public enum RunStatus { Queued, Running, Succeeded, Failed, Cancelled }
+
+public sealed class RunRecord
+{
+    public Guid Id { get; set; } = Guid.NewGuid();
+    public Guid TeamId { get; set; }
+    public Guid? BatchId { get; set; }
+    public Guid ModelId { get; set; }
+    public required string Defense { get; set; }
+    public RunStatus Status { get; set; }
+    public double Progress { get; set; }
+    public string? Step { get; set; }
+    public string? Message { get; set; }
+    public Guid CleanDatasetId { get; set; }
+    public Guid? TestDatasetId { get; set; }
+    public Guid? BackdoorTestDatasetId { get; set; }
+    public Guid? BackdoorSamplesDatasetId { get; set; }
+    public string? TriggerJson { get; set; }
+    public int? TargetLabel { get; set; }
+    public int Seed { get; set; }
+    /// <summary>Parameters as requested (JSON object); <see cref="ResolvedParameters"/> after the run.</summary>
+    public string RequestedParameters { get; set; } = "{}";
+    public string? ResolvedParameters { get; set; }
+    public string? Findings { get; set; }
+    public double? BeforeAcc { get; set; }
+    public double? BeforeAsr { get; set; }
+    public double? BeforeRa { get; set; }
+    public double? AfterAcc { get; set; }
+    public double? AfterAsr { get; set; }
+    public double? AfterRa { get; set; }
+    public double? Der { get; set; }
+    public string? ChosenPoint { get; set; }
+    public string? ChosenRule { get; set; }
+    public string? Device { get; set; }
+    public double? WallSeconds { get; set; }
+    public string? Error { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+
+    public bool IsFinished => Status is RunStatus.Succeeded or RunStatus.Failed or RunStatus.Cancelled;
+}
+
+public sealed class TrajectoryPointRecord
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public int Index { get; set; }
+    /// <summary>The point as the engine reported it (JSON).</summary>
+    public required string Json { get; set; }
+}
+
+public sealed class RunLogRecord
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public DateTimeOffset At { get; set; }
+    public required string Message { get; set; }
+}
+
+/// <summary>A file a run produced, stored content-addressed under artifacts/.</summary>
+public sealed class RunArtifactRecord
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    /// <summary>model, metrics.json, metrics.csv, log, trajectory.json.</summary>
+    public required string Kind { get; set; }
+    public required string FileName { get; set; }
+    public required string Sha256 { get; set; }
+    public required string StoredName { get; set; }
+    public long SizeBytes { get; set; }
+}

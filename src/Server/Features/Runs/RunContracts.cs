@@ -1,0 +1,55 @@
+using System.Text.Json;
+using WebDefense.Server.Data;
+
+namespace WebDefense.Server.Features.Runs;
+
+/// <summary>Start one run, or one run per seed when <see cref="Seeds"/> is given (a batch).</summary>
+public sealed record StartRunRequest(
+    Guid ModelId,
+    string Defense,
+    Dictionary<string, JsonElement>? Parameters,
+    Guid CleanDatasetId,
+    Guid? TestDatasetId,
+    Guid? BackdoorTestDatasetId,
+    JsonElement? Trigger,
+    Guid? BackdoorSamplesDatasetId,
+    int? TargetLabel,
+    int? Seed,
+    int[]? Seeds);
+
+public sealed record StartRunResponse(Guid[] RunIds, Guid? BatchId);
+
+public sealed record MetricsResponse(double? Acc, double? Asr, double? Ra);
+
+public sealed record RunResponse(
+    Guid Id, Guid? BatchId, string Status, string Defense, Guid ModelId, Guid CleanDatasetId, Guid? TestDatasetId,
+    Guid? BackdoorTestDatasetId, Guid? BackdoorSamplesDatasetId, string? Trigger, int? TargetLabel, int Seed,
+    double Progress, string? Step, string? Message, MetricsResponse Before, MetricsResponse After, double? Der,
+    JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
+    string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt)
+{
+    public static RunResponse From(RunRecord r) => new(
+        r.Id, r.BatchId, r.Status.ToString(), r.Defense, r.ModelId, r.CleanDatasetId, r.TestDatasetId, r.BackdoorTestDatasetId,
+        r.BackdoorSamplesDatasetId, r.TriggerJson, r.TargetLabel, r.Seed, r.Progress, r.Step, r.Message,
+        new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
+        Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
+        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt);
+
+    private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
+}
+
+public sealed record RunPage(RunResponse[] Items, int Total, int Page, int PageSize);
+
+public sealed record MeanStd(double? Mean, double? Std, int Count);
+
+public sealed record BatchSummary(Guid BatchId, int Runs, Dictionary<string, int> ByStatus, MeanStd AfterAcc, MeanStd AfterAsr, MeanStd AfterRa, MeanStd Der, RunResponse[] Items)
+{
+    public static MeanStd Of(IEnumerable<double?> values)
+    {
+        var v = values.Where(x => x.HasValue).Select(x => x!.Value).ToArray();
+        if (v.Length == 0) return new MeanStd(null, null, 0);
+        var mean = v.Average();
+        var std = v.Length > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1)) : 0;
+        return new MeanStd(mean, std, v.Length);
+    }
+}

@@ -1,0 +1,269 @@
+using System.IO.Compression;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using WebDefense.Core.Runs;
+using WebDefense.Server.Auth;
+using WebDefense.Server.Data;
+using WebDefense.Server.Jobs;
+
+namespace WebDefense.Server.Features.Runs;
+
+public static class RunsApi
+{
+    public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/runs").WithTags("Runs").RequireAuthorization();
+        api.MapPost("/", StartAsync)
+            .WithSummary("Start a defense run (or one per seed in seeds[], a batch); impossible combinations answer 400 at once.")
+            .Produces<StartRunResponse>(StatusCodes.Status202Accepted)
+            .ProducesValidationProblem();
+        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, modelId, batchId; sort = created|-created|status|defense; paging.");
+        api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics.");
+        api.MapDelete("/{id:guid}", DeleteAsync).WithSummary("Delete a finished run and its records.");
+        api.MapGet("/{id:guid}/trajectory", TrajectoryAsync).WithSummary("The defense's trajectory points (validation metrics along the sweep).");
+        api.MapGet("/{id:guid}/events", Events).WithSummary("Server-sent events: status, step, progress, point, log, metrics, completed, failed.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
+        api.MapGet("/{id:guid}/artifacts/model", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "model", http, db, store, ct))
+            .WithSummary("The purified model, in the uploaded format.");
+        api.MapGet("/{id:guid}/artifacts/metrics.json", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "metrics.json", http, db, store, ct))
+            .WithSummary("Metrics before and after, chosen point, parameters (JSON).");
+        api.MapGet("/{id:guid}/artifacts/metrics.csv", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "metrics.csv", http, db, store, ct))
+            .WithSummary("Metrics as CSV.");
+        api.MapGet("/{id:guid}/artifacts/log", LogAsync).WithSummary("The run's log (text).");
+        api.MapGet("/{id:guid}/artifacts.zip", ZipAsync).WithSummary("Every artifact of a finished run in one zip.");
+        api.MapPost("/{id:guid}/cancel", CancelAsync).WithSummary("Cancel a queued or running run.");
+        api.MapPost("/{id:guid}/rerun", RerunAsync).WithSummary("Queue a new run with the same inputs and parameters.");
+        app.MapGet("/api/batches/{batchId:guid}", BatchAsync).WithTags("Runs").RequireAuthorization()
+            .WithSummary("A batch's runs with mean ± std of the metrics after the defense.");
+        return app;
+    }
+
+    private static async Task<Results<Accepted<StartRunResponse>, ValidationProblem>> StartAsync(
+        StartRunRequest request, HttpContext http, AppDbContext db, RunQueue queue, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var (errors, trigger) = await RunValidation.ValidateAsync(request, team, db, ct);
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+
+        var seeds = request.Seeds is { Length: > 0 } s ? s.Distinct().ToArray() : [request.Seed ?? 0];
+        var batch = seeds.Length > 1 ? Guid.NewGuid() : (Guid?)null;
+        var runs = seeds.Select(seed => new RunRecord
+        {
+            TeamId = team,
+            BatchId = batch,
+            ModelId = request.ModelId,
+            Defense = request.Defense.ToLowerInvariant(),
+            Status = RunStatus.Queued,
+            CleanDatasetId = request.CleanDatasetId,
+            TestDatasetId = request.TestDatasetId,
+            BackdoorTestDatasetId = request.BackdoorTestDatasetId,
+            BackdoorSamplesDatasetId = request.BackdoorSamplesDatasetId,
+            TriggerJson = trigger,
+            TargetLabel = request.TargetLabel,
+            Seed = seed,
+            RequestedParameters = JsonSerializer.Serialize(request.Parameters ?? new()),
+            Message = "queued",
+        }).ToList();
+        db.Runs.AddRange(runs);
+        await db.SaveChangesAsync(ct);
+        foreach (var run in runs) queue.Enqueue(run.Id);
+        return TypedResults.Accepted($"/api/runs/{runs[0].Id}", new StartRunResponse(runs.Select(r => r.Id).ToArray(), batch));
+    }
+
+    private static async Task<Ok<RunPage>> ListAsync(
+        HttpContext http, AppDbContext db, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort, int? page, int? pageSize, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var query = db.Runs.AsNoTracking().Where(r => r.TeamId == team);
+        if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st);
+        if (defense is not null) query = query.Where(r => r.Defense == defense.ToLower());
+        if (modelId is not null) query = query.Where(r => r.ModelId == modelId);
+        if (batchId is not null) query = query.Where(r => r.BatchId == batchId);
+        query = sort switch
+        {
+            "created" => query.OrderBy(r => r.CreatedAt),
+            "status" => query.OrderBy(r => r.Status).ThenByDescending(r => r.CreatedAt),
+            "defense" => query.OrderBy(r => r.Defense).ThenByDescending(r => r.CreatedAt),
+            _ => query.OrderByDescending(r => r.CreatedAt),
+        };
+        var size = Math.Clamp(pageSize ?? 50, 1, 500);
+        var number = Math.Max(page ?? 1, 1);
+        var total = await query.CountAsync(ct);
+        var items = await query.Skip((number - 1) * size).Take(size).ToListAsync(ct);
+        return TypedResults.Ok(new RunPage(items.Select(RunResponse.From).ToArray(), total, number, size));
+    }
+
+    private static Task<RunRecord?> FindAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        return db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id && r.TeamId == team, ct);
+    }
+
+    private static async Task<Results<Ok<RunResponse>, NotFound>> GetAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct) =>
+        await FindAsync(id, http, db, ct) is { } run ? TypedResults.Ok(RunResponse.From(run)) : TypedResults.NotFound();
+
+    private static async Task<Results<NoContent, NotFound, ProblemHttpResult>> DeleteAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
+    {
+        var run = await FindAsync(id, http, db, ct);
+        if (run is null) return TypedResults.NotFound();
+        if (!run.IsFinished) return TypedResults.Problem("cancel the run first", statusCode: StatusCodes.Status409Conflict, title: "Run not finished");
+        await db.TrajectoryPoints.Where(p => p.RunId == id).ExecuteDeleteAsync(ct);
+        await db.RunLogs.Where(p => p.RunId == id).ExecuteDeleteAsync(ct);
+        await db.RunArtifacts.Where(p => p.RunId == id).ExecuteDeleteAsync(ct);
+        await db.Runs.Where(r => r.Id == id).ExecuteDeleteAsync(ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<JsonElement[]>, NotFound>> TrajectoryAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
+    {
+        if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
+        var points = await db.TrajectoryPoints.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Index).Select(p => p.Json).ToListAsync(ct);
+        return TypedResults.Ok(points.Select(p => JsonDocument.Parse(p).RootElement.Clone()).ToArray());
+    }
+
+    private static async Task<IResult> ArtifactAsync(Guid id, string kind, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct)
+    {
+        if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
+        var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == id && a.Kind == kind, ct);
+        if (artifact is null) return TypedResults.Problem("the run has no such artifact (yet)", statusCode: StatusCodes.Status404NotFound);
+        var type = kind switch { "metrics.json" => "application/json", "metrics.csv" => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
+        return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), type, artifact.FileName);
+    }
+
+    private static async Task<IResult> LogAsync(Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct)
+    {
+        if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
+        var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == id && a.Kind == "log", ct);
+        if (artifact is not null) return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), "text/plain", "log.txt");
+        var lines = await db.RunLogs.AsNoTracking().Where(l => l.RunId == id).OrderBy(l => l.Id).ToListAsync(ct);
+        return TypedResults.Text(string.Join('\n', lines.Select(l => $"{l.At:O} {l.Message}")) + "\n", "text/plain");
+    }
+
+    private static async Task<IResult> ZipAsync(Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct)
+    {
+        var run = await FindAsync(id, http, db, ct);
+        if (run is null) return TypedResults.NotFound();
+        var artifacts = await db.RunArtifacts.AsNoTracking().Where(a => a.RunId == id).ToListAsync(ct);
+        if (artifacts.Count == 0) return TypedResults.Problem("the run has no artifacts (yet)", statusCode: StatusCodes.Status404NotFound);
+        var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var a in artifacts)
+            {
+                var entry = zip.CreateEntry(a.FileName, CompressionLevel.Fastest);
+                await using var target = await entry.OpenAsync(ct);
+                await using var source = File.OpenRead(store.PathOf(a.StoredName));
+                await source.CopyToAsync(target, ct);
+            }
+
+            var runEntry = zip.CreateEntry("run.json");
+            await using (var w = await runEntry.OpenAsync(ct))
+            {
+                await JsonSerializer.SerializeAsync(w, RunResponse.From(run), RunSpec.Json, ct);
+            }
+        }
+
+        buffer.Position = 0;
+        return TypedResults.File(buffer, "application/zip", $"run-{id:N}.zip");
+    }
+
+    private static async Task<Results<Accepted<RunResponse>, NotFound, ProblemHttpResult>> CancelAsync(
+        Guid id, HttpContext http, AppDbContext db, RunCancellations cancellations, RunUpdates updates, CancellationToken ct)
+    {
+        var run = await FindAsync(id, http, db, ct);
+        if (run is null) return TypedResults.NotFound();
+        if (run.IsFinished) return TypedResults.Problem($"the run already finished ({run.Status})", statusCode: StatusCodes.Status409Conflict, title: "Run finished");
+        var now = DateTimeOffset.UtcNow;
+        // A queued run is cancelled in the database (its job will not claim it); a running one is told to stop.
+        var queued = await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Message, "cancelled"), ct);
+        if (queued == 0 && !cancellations.Cancel(id))
+        {
+            // Running in the database but not in this process: a leftover; mark it.
+            await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Running)
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Message, "cancelled"), ct);
+        }
+
+        if (queued > 0) updates.Publish(id, new RunUpdate("status", "{\"status\":\"Cancelled\"}"));
+        run = await FindAsync(id, http, db, ct);
+        return TypedResults.Accepted($"/api/runs/{id}", RunResponse.From(run!));
+    }
+
+    private static async Task<Results<Accepted<StartRunResponse>, NotFound, ValidationProblem>> RerunAsync(
+        Guid id, HttpContext http, AppDbContext db, RunQueue queue, CancellationToken ct)
+    {
+        var run = await FindAsync(id, http, db, ct);
+        if (run is null) return TypedResults.NotFound();
+        var request = new StartRunRequest(run.ModelId, run.Defense,
+            JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(run.RequestedParameters), run.CleanDatasetId, run.TestDatasetId,
+            run.BackdoorTestDatasetId, run.TriggerJson is null ? null : JsonDocument.Parse(run.TriggerJson).RootElement.Clone(),
+            run.BackdoorSamplesDatasetId, run.TargetLabel, run.Seed, null);
+        var result = await StartAsync(request, http, db, queue, ct);
+        return result.Result switch
+        {
+            Accepted<StartRunResponse> a => a,
+            ValidationProblem v => v,
+            _ => TypedResults.NotFound(),
+        };
+    }
+
+    private static async Task<Results<Ok<BatchSummary>, NotFound>> BatchAsync(Guid batchId, HttpContext http, AppDbContext db, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var runs = await db.Runs.AsNoTracking().Where(r => r.TeamId == team && r.BatchId == batchId).OrderBy(r => r.Seed).ToListAsync(ct);
+        if (runs.Count == 0) return TypedResults.NotFound();
+        var done = runs.Where(r => r.Status == RunStatus.Succeeded).ToList();
+        return TypedResults.Ok(new BatchSummary(batchId, runs.Count,
+            runs.GroupBy(r => r.Status.ToString()).ToDictionary(g => g.Key, g => g.Count()),
+            BatchSummary.Of(done.Select(r => r.AfterAcc)), BatchSummary.Of(done.Select(r => r.AfterAsr)),
+            BatchSummary.Of(done.Select(r => r.AfterRa)), BatchSummary.Of(done.Select(r => r.Der)),
+            runs.Select(RunResponse.From).ToArray()));
+    }
+
+    private static async Task<IResult> Events(Guid id, HttpContext http, AppDbContext db, RunUpdates updates, CancellationToken ct)
+    {
+        var run = await FindAsync(id, http, db, ct);
+        if (run is null) return TypedResults.NotFound();
+        return TypedResults.ServerSentEvents(Stream(run, updates, ct));
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> Stream(RunRecord run, RunUpdates updates, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var (reader, subscription) = updates.Subscribe(run.Id);
+        using (subscription)
+        {
+            yield return new SseItem<string>(JsonSerializer.Serialize(RunResponse.From(run), RunUpdates.Json), "snapshot");
+            if (run.IsFinished) yield break;
+            while (true)
+            {
+                RunUpdate update;
+                try
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    timeout.CancelAfter(TimeSpan.FromSeconds(15));
+                    if (!await reader.WaitToReadAsync(timeout.Token)) yield break;
+                    update = await reader.ReadAsync(ct);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    update = new RunUpdate("heartbeat", "{}");
+                }
+                catch (OperationCanceledException)
+                {
+                    yield break;
+                }
+
+                yield return new SseItem<string>(update.Json, update.Type);
+                if (update.Type == "status" && update.Json.Contains("\"status\":\"Running\"", StringComparison.Ordinal) is false
+                    && Encoding.UTF8.GetByteCount(update.Json) > 0)
+                {
+                    yield break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using WebDefense.Server.Features.Admin;
+using WebDefense.Server.Features.Auth;
+using WebDefense.Server.Features.Datasets;
+using WebDefense.Server.Features.Defenses;
+using WebDefense.Server.Features.Models;
+using WebDefense.Server.Features.Runs;
+
+namespace WebDefense.Server.Hosting;
+
+public static class ApiServices
+{
+    /// <summary>ProblemDetails errors, the OpenAPI document and the start-up tasks.</summary>
+    public static WebApplicationBuilder AddApiServices(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.AddHostedService<StartupTasks>();
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        return builder;
+    }
+
+    /// <summary>Every REST feature under /api plus /openapi/v1.json.</summary>
+    public static IEndpointRouteBuilder MapWebDefenseApi(this IEndpointRouteBuilder app)
+    {
+        app.MapOpenApi();
+        app.MapAuthApi();
+        app.MapAdminApi();
+        app.MapModelsApi();
+        app.MapDatasetsApi();
+        app.MapDefensesApi();
+        app.MapRunsApi();
+        return app;
+    }
+}

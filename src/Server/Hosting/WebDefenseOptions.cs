@@ -1,0 +1,96 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace WebDefense.Server.Hosting;
+
+/// <summary>The <c>WebDefense</c> configuration section.</summary>
+public sealed class WebDefenseOptions
+{
+    public const string Section = "WebDefense";
+
+    /// <summary>Database, uploads and artifacts; a relative path is resolved against the content root.</summary>
+    [Required]
+    public string DataDirectory { get; set; } = "data";
+
+    [Range(1, long.MaxValue)]
+    public long MaxModelUploadBytes { get; set; } = 512L * 1024 * 1024;
+
+    [Range(1, long.MaxValue)]
+    public long MaxDatasetUploadBytes { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>Runs executed at the same time (Hangfire workers on the runs queue).</summary>
+    [Range(1, 64)]
+    public int WorkerCount { get; set; } = 1;
+
+    /// <summary>Torch threads per run; 0 = one per core.</summary>
+    [Range(0, 256)]
+    public int TorchThreads { get; set; }
+
+    [RegularExpression("^(cpu|cuda(:[0-9]+)?)$", ErrorMessage = "Device must be cpu, cuda or cuda:N")]
+    public string Device { get; set; } = "cpu";
+
+    [Required]
+    public BootstrapOptions Bootstrap { get; set; } = new();
+
+    /// <summary>Absolute data directory (set after binding).</summary>
+    public string DataPath => Path.GetFullPath(DataDirectory, AppContext.BaseDirectory);
+    public string ArtifactsPath => Path.Combine(DataPath, "artifacts");
+    public string WorkPath => Path.Combine(DataPath, "work");
+    public string TempPath => Path.Combine(DataPath, "tmp");
+}
+
+/// <summary>What the first start creates: the admin, the "default" team, an admin API key and the demo data.</summary>
+public sealed class BootstrapOptions
+{
+    [EmailAddress]
+    public string AdminEmail { get; set; } = "admin@webdefense.local";
+
+    /// <summary>Null: a password is generated and logged once.</summary>
+    public string? AdminPassword { get; set; }
+
+    /// <summary>Null: a key is generated and logged once.</summary>
+    [MinLength(24)]
+    public string? AdminApiKey { get; set; }
+
+    /// <summary>Seed the demo model and Fashion-MNIST data sets on first start.</summary>
+    public bool SeedDemo { get; set; } = true;
+}
+
+internal sealed class WebDefenseOptionsValidator : IValidateOptions<WebDefenseOptions>
+{
+    public ValidateOptionsResult Validate(string? name, WebDefenseOptions options)
+    {
+        var failures = new List<string>();
+        var context = new ValidationContext(options.Bootstrap);
+        var results = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options.Bootstrap, context, results, validateAllProperties: true))
+        {
+            failures.AddRange(results.Select(r => $"WebDefense:Bootstrap: {r.ErrorMessage}"));
+        }
+
+        if (string.IsNullOrWhiteSpace(options.DataDirectory) || options.DataDirectory.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+        {
+            failures.Add("WebDefense:DataDirectory must be a valid path");
+        }
+
+        if (options.Bootstrap.AdminPassword is { Length: < 8 })
+        {
+            failures.Add("WebDefense:Bootstrap:AdminPassword needs at least 8 characters");
+        }
+
+        return failures.Count > 0 ? ValidateOptionsResult.Fail(failures) : ValidateOptionsResult.Success;
+    }
+}
+
+public static class OptionsServices
+{
+    public static WebApplicationBuilder AddWebDefenseOptions(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<WebDefenseOptions>()
+            .BindConfiguration(WebDefenseOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<WebDefenseOptions>, WebDefenseOptionsValidator>();
+        return builder;
+    }
+}

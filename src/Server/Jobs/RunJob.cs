@@ -1,0 +1,246 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using WebDefense.Core.Evaluation;
+using WebDefense.Core.Runs;
+using WebDefense.Server.Data;
+using WebDefense.Server.Features.Shared;
+using WebDefense.Server.Hosting;
+
+namespace WebDefense.Server.Jobs;
+
+/// <summary>
+/// Executes one queued run: claims it (Queued → Running, conditionally, so no run executes twice), hands it to the
+/// <see cref="IRunExecutor"/>, persists every event as it arrives, stores the artifacts and records the outcome.
+/// </summary>
+public sealed class RunJob(
+    AppDbContext db, IRunExecutor executor, ArtifactStore store, RunCancellations cancellations, RunUpdates updates,
+    IOptions<WebDefenseOptions> options, ILogger<RunJob> log)
+{
+    [AutomaticRetry(Attempts = 0)]
+    public async Task ExecuteAsync(Guid runId, CancellationToken jobToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var claimed = await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, now).SetProperty(r => r.Message, "starting"), CancellationToken.None);
+        if (claimed == 0)
+        {
+            log.LogInformation("Run {RunId} is not queued any more; skipped", runId);
+            return;
+        }
+
+        Publish(runId, "status", new { status = nameof(RunStatus.Running) });
+        var run = await db.Runs.AsNoTracking().FirstAsync(r => r.Id == runId);
+        var output = Path.Combine(options.Value.WorkPath, runId.ToString("N"));
+        using var cts = cancellations.Register(runId, jobToken);
+        RunExecutionResult result;
+        try
+        {
+            var spec = await BuildSpecAsync(run, output);
+            Directory.CreateDirectory(output);
+            log.LogInformation("Run {RunId} started: {Defense} on model {ModelId}", runId, run.Defense, run.ModelId);
+            result = await executor.ExecuteAsync(spec, e => OnEventAsync(runId, e), cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            result = new RunExecutionResult(false, true, null, null);
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "Run {RunId} could not be executed", runId);
+            result = new RunExecutionResult(false, false, null, e.Message);
+        }
+        finally
+        {
+            cancellations.Unregister(runId);
+        }
+
+        await FinishAsync(runId, result, output);
+    }
+
+    private async Task<RunSpec> BuildSpecAsync(RunRecord run, string output)
+    {
+        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == run.ModelId);
+        var ids = new[] { run.CleanDatasetId, run.TestDatasetId, run.BackdoorTestDatasetId, run.BackdoorSamplesDatasetId }.OfType<Guid>().ToArray();
+        var datasets = await db.Datasets.AsNoTracking().Where(d => ids.Contains(d.Id)).ToDictionaryAsync(d => d.Id);
+        RunDatasetInput? Input(Guid? id) => id is { } key && datasets.TryGetValue(key, out var d)
+            ? new RunDatasetInput { Path = store.PathOf(d.StoredName), FileName = d.FileName }
+            : null;
+
+        return new RunSpec
+        {
+            RunId = run.Id,
+            Defense = run.Defense,
+            Parameters = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(run.RequestedParameters) ?? new(),
+            Seed = run.Seed,
+            Model = new RunModelInput
+            {
+                Path = store.PathOf(model.StoredName),
+                Architecture = model.Architecture,
+                NumClasses = model.NumClasses,
+                InputShape = [model.Channels, model.Height, model.Width],
+                Mean = FormParsing.Split(model.Mean),
+                Std = FormParsing.Split(model.Std),
+            },
+            CleanData = Input(run.CleanDatasetId)!,
+            TestSet = Input(run.TestDatasetId),
+            BackdoorTestSet = Input(run.BackdoorTestDatasetId),
+            BackdoorSamples = Input(run.BackdoorSamplesDatasetId),
+            TriggerJson = run.TriggerJson,
+            TargetLabel = run.TargetLabel,
+            OutputDirectory = output,
+            Threads = options.Value.TorchThreads > 0 ? options.Value.TorchThreads : Environment.ProcessorCount,
+            Device = options.Value.Device,
+        };
+    }
+
+    private async Task OnEventAsync(Guid runId, RunEvent e)
+    {
+        var json = JsonSerializer.Serialize(e, RunUpdates.Json);
+        switch (e)
+        {
+            case ProgressEvent p:
+                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                    .SetProperty(r => r.Progress, Math.Clamp(p.Progress, 0, 1)).SetProperty(r => r.Step, p.Step).SetProperty(r => r.Message, p.Message));
+                break;
+            case StepEvent st:
+                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.Step, st.Step));
+                break;
+            case PointEvent pt:
+                var index = await db.TrajectoryPoints.CountAsync(x => x.RunId == runId);
+                db.TrajectoryPoints.Add(new TrajectoryPointRecord { RunId = runId, Index = index, Json = JsonSerializer.Serialize(pt.Point, RunSpec.Json) });
+                await db.SaveChangesAsync();
+                break;
+            case LogEvent l:
+                db.RunLogs.Add(new RunLogRecord { RunId = runId, At = l.At, Message = l.Message });
+                await db.SaveChangesAsync();
+                break;
+            case MetricsEvent m when m.Stage == "before":
+                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                    .SetProperty(r => r.BeforeAcc, m.Metrics.Acc).SetProperty(r => r.BeforeAsr, m.Metrics.Asr).SetProperty(r => r.BeforeRa, m.Metrics.Ra));
+                break;
+            case MetricsEvent m:
+                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                    .SetProperty(r => r.AfterAcc, m.Metrics.Acc).SetProperty(r => r.AfterAsr, m.Metrics.Asr).SetProperty(r => r.AfterRa, m.Metrics.Ra));
+                break;
+        }
+
+        Publish(runId, TypeOf(e), json);
+    }
+
+    private async Task FinishAsync(Guid runId, RunExecutionResult result, string output)
+    {
+        var run = await db.Runs.FirstAsync(r => r.Id == runId);
+        run.FinishedAt = DateTimeOffset.UtcNow;
+        if (result is { Succeeded: true, Completed: { } done })
+        {
+            try
+            {
+                await StoreArtifactsAsync(run, done, output);
+                run.Status = RunStatus.Succeeded;
+                run.Progress = 1;
+                run.Message = "done";
+                Apply(run, done);
+            }
+            catch (Exception e)
+            {
+                log.LogError(e, "Run {RunId}: storing artifacts failed", runId);
+                run.Status = RunStatus.Failed;
+                run.Error = $"storing the artifacts failed: {e.Message}";
+            }
+        }
+        else if (result.Cancelled)
+        {
+            run.Status = RunStatus.Cancelled;
+            run.Message = "cancelled";
+        }
+        else
+        {
+            run.Status = RunStatus.Failed;
+            run.Error = result.Error ?? "the worker failed without a reason";
+        }
+
+        await db.SaveChangesAsync();
+        TryDelete(output);
+        log.LogInformation("Run {RunId} finished: {Status} {Error}", runId, run.Status, run.Error);
+        Publish(runId, "status", new { status = run.Status.ToString(), error = run.Error });
+    }
+
+    private static void Apply(RunRecord run, CompletedEvent done)
+    {
+        (run.BeforeAcc, run.BeforeAsr, run.BeforeRa) = Metrics(done.Before, run.BeforeAcc, run.BeforeAsr, run.BeforeRa);
+        (run.AfterAcc, run.AfterAsr, run.AfterRa) = Metrics(done.After, run.AfterAcc, run.AfterAsr, run.AfterRa);
+        run.Der = done.Der;
+        run.ChosenPoint = JsonSerializer.Serialize(done.Chosen, RunSpec.Json);
+        run.ChosenRule = done.Chosen.Rule;
+        run.ResolvedParameters = JsonSerializer.Serialize(done.ResolvedParameters, RunSpec.Json);
+        run.Findings = JsonSerializer.Serialize(done.Findings, RunSpec.Json);
+        run.WallSeconds = done.WallSeconds;
+        run.Device = done.Device;
+    }
+
+    private static (double?, double?, double?) Metrics(BackdoorMetrics? m, double? acc, double? asr, double? ra) =>
+        m is null ? (acc, asr, ra) : (m.Acc, m.Asr, m.Ra);
+
+    private async Task StoreArtifactsAsync(RunRecord run, CompletedEvent done, string output)
+    {
+        var files = new List<(string Kind, string FileName, string Path)>();
+        var modelPath = Path.Combine(output, Path.GetFileName(done.ModelFile));
+        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == run.ModelId);
+        files.Add(("model", $"purified-{run.Id:N}{ArtifactStore.SafeExtension(done.ModelFile)}", modelPath));
+        foreach (var name in new[] { "metrics.json", "metrics.csv", "trajectory.json" })
+        {
+            var path = Path.Combine(output, name);
+            if (File.Exists(path)) files.Add((name, name, path));
+        }
+
+        var logPath = Path.Combine(output, "log.txt");
+        if (!File.Exists(logPath))
+        {
+            var lines = await db.RunLogs.AsNoTracking().Where(l => l.RunId == run.Id).OrderBy(l => l.Id).ToListAsync();
+            await File.WriteAllLinesAsync(logPath, lines.Select(l => $"{l.At.ToString("O", CultureInfo.InvariantCulture)} {l.Message}"), Encoding.UTF8);
+        }
+
+        files.Add(("log", "log.txt", logPath));
+        foreach (var (kind, fileName, path) in files)
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"the worker did not write {Path.GetFileName(path)}");
+            var sha = ArtifactStore.Hash(path);
+            var size = new FileInfo(path).Length;
+            var stored = store.Add(path, sha, fileName, move: false);
+            db.RunArtifacts.Add(new RunArtifactRecord { RunId = run.Id, Kind = kind, FileName = fileName, Sha256 = sha, StoredName = stored, SizeBytes = size });
+        }
+
+        _ = model;
+    }
+
+    private void Publish(Guid runId, string type, object payload) =>
+        updates.Publish(runId, new RunUpdate(type, payload as string ?? JsonSerializer.Serialize(payload, RunUpdates.Json)));
+
+    private static string TypeOf(RunEvent e) => e switch
+    {
+        StepEvent => "step",
+        ProgressEvent => "progress",
+        PointEvent => "point",
+        LogEvent => "log",
+        MetricsEvent => "metrics",
+        CompletedEvent => "completed",
+        FailedEvent => "failed",
+        _ => "event",
+    };
+
+    private void TryDelete(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException e)
+        {
+            log.LogWarning("Could not delete {Directory}: {Message}", directory, e.Message);
+        }
+    }
+}

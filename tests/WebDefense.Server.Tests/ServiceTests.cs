@@ -1,0 +1,220 @@
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using WebDefense.Core.Data;
+using WebDefense.Core.Models;
+using WebDefense.Server.Data;
+
+namespace WebDefense.Server.Tests;
+
+public sealed class ServiceTests
+{
+    [Fact]
+    public async Task Upload_run_succeed_download_the_purified_model_and_other_teams_get_404()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        var defenses = JsonDocument.Parse(await client.GetStringAsync("/api/defenses")).RootElement;
+        Assert.Contains(defenses.EnumerateArray(), d => d.GetProperty("name").GetString() == "rnp");
+
+        var runId = await Api.StartAsync(client, Api.RnpRun(ids));
+        var run = await Api.WaitAsync(client, runId, Api.Finished);
+        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.ToString());
+        Assert.True(run.GetProperty("after").GetProperty("acc").GetDouble() > 0.5);
+        Assert.NotEmpty(JsonDocument.Parse(await client.GetStringAsync($"/api/runs/{runId}/trajectory")).RootElement.EnumerateArray());
+
+        var model = await client.GetByteArrayAsync($"/api/runs/{runId}/artifacts/model");
+        var path = Path.Combine(host.DataDirectory, "purified.pt");
+        await File.WriteAllBytesAsync(path, model);
+        using (var loaded = ModelLoader.Load(path, new ModelDeclaration("smallcnn", 10, InputSpec.Create(1, 28, 28))))
+        {
+            Assert.Equal(ModelFileFormat.PyTorchStateDict, loaded.Format);
+        }
+
+        Assert.Contains("after", await client.GetStringAsync($"/api/runs/{runId}/artifacts/metrics.json"));
+        Assert.False(string.IsNullOrEmpty(await client.GetStringAsync($"/api/runs/{runId}/artifacts/metrics.csv")));
+        using (var zip = new ZipArchive(new MemoryStream(await client.GetByteArrayAsync($"/api/runs/{runId}/artifacts.zip"))))
+        {
+            Assert.Contains(zip.Entries, e => e.FullName == "metrics.json");
+        }
+
+        Assert.StartsWith("event: snapshot", await client.GetStringAsync($"/api/runs/{runId}/events"));
+
+        // Another team: every id of the first team answers 404.
+        var team = JsonDocument.Parse(await (await client.PostAsJsonAsync("/api/admin/teams", new { name = "red" })).Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        var userResponse = await client.PostAsJsonAsync("/api/admin/users", new { email = "eve@red.test", password = "Eve-pass-123!", teamId = team });
+        var user = JsonDocument.Parse(await userResponse.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        var key = JsonDocument.Parse(await (await client.PostAsJsonAsync($"/api/admin/users/{user}/keys", new { name = "t" })).Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
+        var eve = host.Client(key);
+        Assert.Equal(HttpStatusCode.Forbidden, (await eve.GetAsync("/api/admin/teams")).StatusCode);
+        foreach (var url in new[]
+        {
+            $"/api/models/{ids.Model}", $"/api/datasets/{ids.Clean}", $"/api/runs/{runId}", $"/api/runs/{runId}/trajectory", $"/api/runs/{runId}/events",
+            $"/api/runs/{runId}/artifacts/model", $"/api/runs/{runId}/artifacts/metrics.json", $"/api/runs/{runId}/artifacts/metrics.csv",
+            $"/api/runs/{runId}/artifacts/log", $"/api/runs/{runId}/artifacts.zip",
+        })
+        {
+            Assert.True((await eve.GetAsync(url)).StatusCode == HttpStatusCode.NotFound, url);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await eve.PostAsync($"/api/runs/{runId}/cancel", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await eve.PostAsync($"/api/runs/{runId}/rerun", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await eve.DeleteAsync($"/api/runs/{runId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await eve.DeleteAsync($"/api/models/{ids.Model}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await eve.DeleteAsync($"/api/datasets/{ids.Clean}")).StatusCode);
+        var start = await eve.PostAsJsonAsync("/api/runs", Api.RnpRun(ids));
+        Assert.Equal(HttpStatusCode.BadRequest, start.StatusCode);
+        Assert.Equal(0, JsonDocument.Parse(await eve.GetStringAsync("/api/runs")).RootElement.GetProperty("total").GetInt32());
+        Assert.Empty(JsonDocument.Parse(await eve.GetStringAsync("/api/models")).RootElement.EnumerateArray());
+
+        // Still used by a run: 409.
+        Assert.Equal(HttpStatusCode.Conflict, (await client.DeleteAsync($"/api/models/{ids.Model}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await client.DeleteAsync($"/api/datasets/{ids.Clean}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Hostile_or_wrong_uploads_answer_4xx_and_store_nothing()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory(), maxUploadBytes: 2 * 1024 * 1024);
+        var client = host.Client();
+        var marker = Path.Combine(host.DataDirectory, "pwned");
+        var pickle = new List<byte> { 0x80, 0x02, (byte)'c' };
+        pickle.AddRange(Encoding.ASCII.GetBytes("posix\nsystem\n"));
+        var command = Encoding.UTF8.GetBytes($"touch {marker}");
+        pickle.Add((byte)'X');
+        pickle.AddRange(BitConverter.GetBytes(command.Length));
+        pickle.AddRange(command);
+        pickle.AddRange([0x85, (byte)'R', (byte)'.']);
+        var evil = Zip(("archive/data.pkl", pickle.ToArray()), ("archive/version", "3\n"u8.ToArray()));
+
+        var cases = new (Func<Task<HttpResponseMessage>> Send, HttpStatusCode Expected, string What)[]
+        {
+            (() => Api.UploadModelAsync(client, evil, "evil.pt"), HttpStatusCode.BadRequest, "malicious pickle"),
+            (() => Api.UploadModelAsync(client, "not a model at all"u8.ToArray(), "x.pt"), HttpStatusCode.UnsupportedMediaType, "unknown format"),
+            (async () => await Api.UploadModelAsync(client, await File.ReadAllBytesAsync(SmallData.ModelPath), "m.pt", shape: "3,32,32"), HttpStatusCode.BadRequest, "wrong shape"),
+            (async () => await Api.UploadModelAsync(client, await File.ReadAllBytesAsync(SmallData.ModelPath), "m.pt", architecture: "preactresnet18"), HttpStatusCode.BadRequest, "wrong architecture"),
+            (() => Api.UploadModelAsync(client, new byte[3 * 1024 * 1024], "big.pt"), HttpStatusCode.RequestEntityTooLarge, "oversized model"),
+            (() => Api.UploadDatasetAsync(client, Zip(("../../evil/a.png", Png()), ("b/../../x.png", Png())), "t.zip", "clean"), HttpStatusCode.BadRequest, "zip traversal"),
+            (() => Api.UploadDatasetAsync(client, new byte[3 * 1024 * 1024], "big.npz", "clean"), HttpStatusCode.RequestEntityTooLarge, "oversized data set"),
+            (async () => await Api.UploadDatasetAsync(client, await File.ReadAllBytesAsync(SmallData.PathOf("test")), "t.npz", "bogus"), HttpStatusCode.BadRequest, "unknown kind"),
+        };
+        foreach (var (send, expected, what) in cases)
+        {
+            var response = await send();
+            Assert.True(expected == response.StatusCode, $"{what}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+
+        Assert.False(File.Exists(marker));
+        Assert.Equal(0, host.Db(db => db.Models.Count() + db.Datasets.Count()));
+        var artifacts = Path.Combine(host.DataDirectory, "artifacts");
+        Assert.Empty(Directory.Exists(artifacts) ? Directory.GetFiles(artifacts) : []);
+        var temp = Path.Combine(host.DataDirectory, "tmp");
+        Assert.Empty(Directory.Exists(temp) ? Directory.GetFiles(temp, "*", SearchOption.AllDirectories) : []);
+        Assert.False(Directory.Exists(Path.Combine(host.DataDirectory, "..", "evil")));
+    }
+
+    [Fact]
+    public async Task Impossible_run_requests_answer_400_at_once()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        async Task<string> Bad(object request)
+        {
+            var response = await client.PostAsJsonAsync("/api/runs", request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+            return body;
+        }
+
+        Assert.Contains("backdoorSamplesDatasetId", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean }));
+        Assert.Contains("parameters.nope", await Bad(new { modelId = ids.Model, defense = "rnp", cleanDatasetId = ids.Clean, parameters = new { nope = 1 } }));
+        Assert.Contains("defense", await Bad(new { modelId = ids.Model, defense = "magic", cleanDatasetId = ids.Clean }));
+        Assert.Contains("trigger", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean, trigger = new { type = "nonsense" } }));
+        Assert.Equal(0, host.Db(db => db.Runs.Count()));
+    }
+
+    [Fact]
+    public async Task A_running_run_is_cancelled_promptly()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        var runId = await Api.StartAsync(client, Api.RnpRun(ids, epochs: 50));
+        await Api.WaitAsync(client, runId, r => r.GetProperty("status").GetString() == "Running" && r.GetProperty("progress").GetDouble() > 0, 120);
+        var started = DateTime.UtcNow;
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsync($"/api/runs/{runId}/cancel", null)).StatusCode);
+        var run = await Api.WaitAsync(client, runId, Api.Finished, 60);
+        Assert.Equal("Cancelled", run.GetProperty("status").GetString());
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_run_left_running_completes_after_a_new_host_starts()
+    {
+        var directory = ServiceHost.NewDataDirectory();
+        (Guid Model, Guid Clean, Guid Test, Guid BackdoorTest) ids;
+        Guid runId;
+        using (var first = new ServiceHost(directory))
+        {
+            var client = first.Client();
+            ids = await Api.SetUpAsync(client);
+            var team = first.Db(db => db.Models.Single().TeamId);
+            var run = new RunRecord
+            {
+                TeamId = team, ModelId = ids.Model, Defense = "rnp", Status = RunStatus.Running, CleanDatasetId = ids.Clean, TestDatasetId = ids.Test,
+                BackdoorTestDatasetId = ids.BackdoorTest, TargetLabel = 0, Seed = 3, StartedAt = DateTimeOffset.UtcNow,
+                RequestedParameters = "{\"unlearning_epochs\":1,\"recovering_epochs\":1,\"batch_size\":64}",
+            };
+            first.Db(db =>
+            {
+                db.Runs.Add(run);
+                return db.SaveChanges();
+            });
+            runId = run.Id;
+        }
+
+        using var second = new ServiceHost(directory);
+        var done = await Api.WaitAsync(second.Client(), runId, Api.Finished);
+        Assert.True(done.GetProperty("status").GetString() == "Succeeded", done.ToString());
+    }
+
+    [Fact]
+    public async Task A_worker_that_cannot_read_its_model_fails_the_run_and_the_api_keeps_answering()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        var stored = host.Db(db => db.Models.Single().StoredName);
+        await File.WriteAllBytesAsync(Path.Combine(host.DataDirectory, "artifacts", stored), "PK\u0003\u0004 corrupted after upload"u8.ToArray());
+        var runId = await Api.StartAsync(client, Api.RnpRun(ids));
+        var run = await Api.WaitAsync(client, runId, Api.Finished, 120);
+        Assert.Equal("Failed", run.GetProperty("status").GetString());
+        Assert.False(string.IsNullOrEmpty(run.GetProperty("error").GetString()));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/models")).StatusCode);
+    }
+
+    private static byte[] Zip(params (string Name, byte[] Content)[] entries)
+    {
+        var ms = new MemoryStream();
+        using (var zip = new ZipArchive(ms, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, content) in entries)
+            {
+                using var s = zip.CreateEntry(name).Open();
+                s.Write(content);
+            }
+        }
+
+        return ms.ToArray();
+    }
+
+    private static byte[] Png() => Convert.FromBase64String("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==");
+}
