@@ -40,7 +40,10 @@ public sealed class TrainingLoop
     /// <summary>Runs after every optimizer step, under no_grad (masks, clipping).</summary>
     public Action? AfterStep { get; init; }
 
-    /// <summary>Validation score after each epoch, lower is better; with <see cref="Patience"/> keeps the best state.</summary>
+    /// <summary>
+    /// Validation score after each epoch, lower is better. With <see cref="Patience"/> the best state, the starting
+    /// state included, is restored at the end.
+    /// </summary>
     public Func<double>? Validate { get; init; }
 
     /// <summary>Stop after this many epochs without validation improvement (needs <see cref="Validate"/>).</summary>
@@ -62,6 +65,13 @@ public sealed class TrainingLoop
         var sinceBest = 0;
         try
         {
+            // With patience the starting state is a candidate too: if no epoch validates better, it is kept.
+            if (Validate is not null && Patience is not null)
+            {
+                bestScore = Validate();
+                best = StateDict.FromModule(Model.Module);
+            }
+
             for (var epoch = 0; epoch < Options.Epochs; epoch++)
             {
                 cancellation.ThrowIfCancellationRequested();
