@@ -1,3 +1,4 @@
+using WebDefense.Core.Evaluation;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using WebDefense.Core.Models;
@@ -54,7 +55,8 @@ public partial class ProcessRunExecutorTests(WorkerFixture data, ITestOutputHelp
         Assert.True(File.Exists(Path.Combine(spec.OutputDirectory, "spec.json")));
         using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, result.Completed!.ModelFile), WorkerFixture.Declaration);
         output.WriteLine($"child: ASR {result.Completed.Before!.Asr:P1} → {result.Completed.After!.Asr:P1}");
-        Assert.True(result.Completed.After.Asr < result.Completed.Before.Asr);
+        Assert.Equal(data.Original.Asr!.Value, result.Completed.Before.Asr!.Value, 6);
+        Assert.Equal(result.Completed.After.Asr!.Value, Evaluator.Evaluate(purified.Classifier, data.Test, data.BackdoorTest, 0).Asr!.Value, 6);
     }
 
     [Fact]
