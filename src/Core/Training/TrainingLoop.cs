@@ -41,8 +41,8 @@ public sealed class TrainingLoop
     public Action? AfterStep { get; init; }
 
     /// <summary>
-    /// Validation score after each epoch, lower is better. With <see cref="Patience"/> the best state, the starting
-    /// state included, is restored at the end.
+    /// Validation score after each epoch, lower is better. With <see cref="Patience"/> the best epoch's state is
+    /// restored at the end (the starting state is not a candidate, as in the reference fine-tuning loops).
     /// </summary>
     public Func<double>? Validate { get; init; }
 
@@ -65,13 +65,6 @@ public sealed class TrainingLoop
         var sinceBest = 0;
         try
         {
-            // With patience the starting state is a candidate too: if no epoch validates better, it is kept.
-            if (Validate is not null && Patience is not null)
-            {
-                bestScore = Validate();
-                best = StateDict.FromModule(Model.Module);
-            }
-
             for (var epoch = 0; epoch < Options.Epochs; epoch++)
             {
                 cancellation.ThrowIfCancellationRequested();
