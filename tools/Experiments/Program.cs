@@ -19,6 +19,9 @@ switch (command)
     case "seed-defenses":
         SeedDefensesCommand.Run(options);
         break;
+    case "all-defenses":
+        AllDefensesCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -30,6 +33,9 @@ switch (command)
                               (--defense rnp --per-class 50 --seed 0 --params key=value,key=value)
               seed-defenses   Grad-Prune and RNP over several seeds on BadNets and Blended models; writes
                               docs/results/seed-defenses.md (--seeds 5 --epochs 8 --cache artifacts/experiments)
+              all-defenses    every defense of the catalog on BadNets, Blended and SIG models; writes
+                              docs/results/all-defenses.md and its ACC-vs-ASR scatter
+                              (--seeds 5 --per-class 100 --defenses name,name to run a subset)
             """);
         break;
 }

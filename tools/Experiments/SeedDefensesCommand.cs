@@ -17,8 +17,6 @@ namespace WebDefense.Experiments;
 /// </summary>
 internal static class SeedDefensesCommand
 {
-    private sealed record Row(string Attack, string Defense, int Seed, DefenseResult Result, long PeakRssBytes);
-
     public static void Run(ExperimentOptions options)
     {
         var seeds = options.Int("seeds", 5);
@@ -26,74 +24,19 @@ internal static class SeedDefensesCommand
         var lr = options.Number("lr", 0.05);
         var cache = options.Text("cache", "artifacts/experiments");
         var output = options.Text("out", "docs/results/seed-defenses.md");
-        using var train = FashionMnist.Train();
-        using var test = FashionMnist.Test();
-        var rows = new List<Row>();
-        var attackMetrics = new Dictionary<string, BackdoorMetrics>();
-        foreach (var (name, attack) in BackdooredModels.Attacks)
-        {
-            using var model = BackdooredModels.Cached(cache, name, attack, train, epochs, lr, seed: 0);
-            using var bdTest = BackdoorTestSet.Build(test, attack.Trigger, attack.TargetLabel);
-            foreach (var (defense, perClass, label) in new (IDefense, int, string)[] { (new GradPruneDefense(), 10, "grad-prune (spc 10)"), (new GradPruneDefense(), 100, "grad-prune (spc 100)"), (new RnpDefense(), 50, "rnp (50/class)") })
-            {
-                for (var seed = 0; seed < seeds; seed++)
-                {
-                    using var clean = BalancedSample(train, perClass, 1000 + seed);
-                    using var triggered = new ImageDataset(attack.Trigger.ApplyTo(clean.Images), clean.Labels.clone());
-                    ResetPeakRss();
-                    var result = DefenseRunner.Run(new DefenseRequest
-                    {
-                        Defense = defense,
-                        Model = model,
-                        CleanData = clean,
-                        Backdoor = defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) ? new BackdoorSamples(triggered, PairedWithClean: true) : null,
-                        TargetLabel = attack.TargetLabel,
-                        Seed = seed,
-                        Parameters = defense is GradPruneDefense ? new Dictionary<string, object> { ["samples_per_class"] = perClass } : null,
-                        TestSet = test,
-                        BackdoorTestSet = bdTest.Data,
-                    });
-                    rows.Add(new Row(name, label, seed, result, PeakRss()));
-                    attackMetrics[name] = result.Before!;
-                    Console.WriteLine($"{name} {label} seed {seed}: ACC {result.Before!.Acc:P2}→{result.After!.Acc:P2} ASR {result.Before.Asr:P2}→{result.After.Asr:P2} " +
-                                      $"RA →{result.After.Ra:P2}, {result.Chosen.X} units, {result.WallTime.TotalSeconds:0.0}s");
-                    result.Purified.Dispose();
-                }
-            }
-        }
-
+        StudyDefense[] defenses =
+        [
+            new(new GradPruneDefense(), 10, "grad-prune (spc 10)", new Dictionary<string, object> { ["samples_per_class"] = 10 }),
+            new(new GradPruneDefense(), 100, "grad-prune (spc 100)", new Dictionary<string, object> { ["samples_per_class"] = 100 }),
+            new(new RnpDefense(), 50, "rnp (50/class)"),
+        ];
+        var rows = DefenseStudy.Run(BackdooredModels.Attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"seed-defenses-e{epochs}.jsonl"));
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        File.WriteAllText(output, Report(rows, attackMetrics, seeds, epochs, lr));
+        File.WriteAllText(output, Report(rows, seeds, epochs, lr));
         Console.WriteLine($"wrote {output}");
     }
 
-    /// <summary>perClass images of every class, drawn without replacement from the clean training set.</summary>
-    private static ImageDataset BalancedSample(ImageDataset data, int perClass, int seed)
-    {
-        var random = new Random(seed);
-        var labels = data.Labels.data<long>().ToArray();
-        var rows = labels.Select((label, index) => (label, index: (long)index)).GroupBy(x => x.label).OrderBy(g => g.Key)
-            .SelectMany(g =>
-            {
-                var members = g.Select(x => x.index).ToArray();
-                random.Shuffle(members);
-                return members.Take(perClass);
-            }).ToArray();
-        return data.Subset(rows);
-    }
-
-    private static void ResetPeakRss()
-    {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-    }
-
-    private static long PeakRss()
-    {
-        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-    }
-
-    private static string Report(List<Row> rows, Dictionary<string, BackdoorMetrics> attacks, int seeds, int epochs, double lr)
+    private static string Report(List<StudyRow> rows, int seeds, int epochs, double lr)
     {
         var s = new StringBuilder();
         s.AppendLine("# Seed defenses on Fashion-MNIST: Grad-Prune and RNP");
@@ -121,43 +64,11 @@ internal static class SeedDefensesCommand
         s.AppendLine();
         s.AppendLine("## Results (mean ± std over seeds)");
         s.AppendLine();
-        s.AppendLine("| attack | defense | ACC before | ASR before | RA before | ACC after | ASR after | RA after | DER | units pruned | wall time (s) | peak RSS (MB) |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-        foreach (var group in rows.GroupBy(r => (r.Attack, r.Defense)))
-        {
-            var b = attacks[group.Key.Attack];
-            var results = group.Select(r => r.Result).ToList();
-            s.AppendLine($"| {group.Key.Attack} | {group.Key.Defense} | {b.Acc * 100:0.00} | {b.Asr * 100:0.00} | {b.Ra * 100:0.00} | " +
-                         $"{Stat(results.Select(r => r.After!.Acc * 100))} | {Stat(results.Select(r => r.After!.Asr!.Value * 100))} | {Stat(results.Select(r => r.After!.Ra!.Value * 100))} | " +
-                         $"{Stat(results.Select(r => r.Der!.Value * 100))} | {Stat(results.Select(r => r.Chosen.X), "0.0")} | {Stat(results.Select(r => r.WallTime.TotalSeconds), "0.0")} | " +
-                         $"{Stat(group.Select(r => r.PeakRssBytes / 1048576.0), "0")} |");
-        }
-
+        DefenseStudy.SummaryTable(s, rows);
         s.AppendLine();
         s.AppendLine("## Per seed");
         s.AppendLine();
-        s.AppendLine("| attack | defense | seed | ACC after | ASR after | RA after | units pruned | chosen by | findings |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|");
-        foreach (var r in rows)
-        {
-            var findings = string.Join(", ", r.Result.Findings.Select(f => $"{f.Key}={Format(f.Value)}"));
-            s.AppendLine($"| {r.Attack} | {r.Defense} | {r.Seed} | {r.Result.After!.Acc * 100:0.00} | {r.Result.After.Asr * 100:0.00} | {r.Result.After.Ra * 100:0.00} | {r.Result.Chosen.X} | {r.Result.Chosen.Rule} | {findings} |");
-        }
-
+        DefenseStudy.PerSeedTable(s, rows);
         return s.ToString();
-    }
-
-    private static string Format(object value) => value switch
-    {
-        double d => d.ToString("0.###", CultureInfo.InvariantCulture),
-        _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? string.Empty,
-    };
-
-    private static string Stat(IEnumerable<double> values, string format = "0.00")
-    {
-        var list = values.ToList();
-        var mean = list.Average();
-        var std = list.Count > 1 ? Math.Sqrt(list.Sum(v => (v - mean) * (v - mean)) / (list.Count - 1)) : 0;
-        return $"{mean.ToString(format, CultureInfo.InvariantCulture)} ± {std.ToString(format, CultureInfo.InvariantCulture)}";
     }
 }
