@@ -41,7 +41,7 @@ public sealed class NadDefense : IDefense
         ParameterSpec.Number("lr", 0.01, 1e-6, 1.0, "SGD learning rate of teacher and student (momentum 0.9, weight decay 5e-4)."),
         ParameterSpec.Int("batch_size", 256, 1, 4096, "Mini-batch size."),
         ParameterSpec.Number("val_fraction", 0.1, 0.01, 0.5, "Share of the clean data held out (stratified) to score every epoch and choose the models."),
-        ParameterSpec.Choice("selection", "best-val-acc", ["best-val-acc", "last"], "For teacher and student: best-val-acc: the epoch with the highest validation ACC (ties → later); last: the last epoch, as the reference."),
+        ParameterSpec.Choice("selection", "best-val-acc", ["best-val-acc", "last"], "Student epoch: best-val-acc: the highest validation ACC (ties → later); last: the last epoch, as the reference. The teacher is always its last epoch, as the reference."),
         ParameterSpec.Flag("augment", true, "Random-crop (and, for colour images, flip) augmentation of the clean data, as the reference does."),
     ];
 
@@ -62,7 +62,8 @@ public sealed class NadDefense : IDefense
         var keepBest = p.Choice("selection") == "best-val-acc";
         var augment = p.Flag("augment") ? Augmentation.ForInput(student.Input) : Augmentation.None;
 
-        // Teacher: a fine-tuned copy (FT recipe), then frozen in eval mode.
+        // Teacher: a fine-tuned copy (FT recipe), the last epoch as in the reference (the best validation ACC would pick
+        // the least fine-tuned, most backdoored epoch), then frozen in eval mode.
         context.Observer.StepStarted(1, Steps.Count, Steps[1]);
         using var teacher = student.Clone();
         var options = new SgdOptions
@@ -70,7 +71,7 @@ public sealed class NadDefense : IDefense
             LearningRate = p.Number("lr"), Momentum = 0.9, WeightDecay = 5e-4, BatchSize = p.Int("batch_size"), Epochs = p.Int("te_epochs"),
             DropLast = false, Schedule = LearningRateSchedule.Cosine(100), Augment = augment,
         };
-        var teaching = new ValidatedFineTuning { Model = teacher, Train = train, Validation = validation, Options = options, KeepBest = keepBest, Phase = "teacher" }.Run(context);
+        var teaching = new ValidatedFineTuning { Model = teacher, Train = train, Validation = validation, Options = options, KeepBest = false, Phase = "teacher" }.Run(context);
         teacher.Module.eval();
 
         // Student: CE + β1·AT(layer 1) + β2·AT(layer 2) against the teacher's maps.
