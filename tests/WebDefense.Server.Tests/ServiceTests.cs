@@ -20,6 +20,10 @@ public sealed class ServiceTests
         var ids = await Api.SetUpAsync(client);
         var defenses = JsonDocument.Parse(await client.GetStringAsync("/api/defenses")).RootElement;
         Assert.Contains(defenses.EnumerateArray(), d => d.GetProperty("name").GetString() == "rnp");
+        foreach (var name in new[] { "ft", "fp", "nad", "ft-sam" })
+        {
+            Assert.Contains(defenses.EnumerateArray(), d => d.GetProperty("name").GetString() == name);
+        }
 
         var runId = await Api.StartAsync(client, Api.RnpRun(ids));
         var run = await Api.WaitAsync(client, runId, Api.Finished);

@@ -41,6 +41,12 @@ public sealed class TrainingLoop
     public Action? AfterStep { get; init; }
 
     /// <summary>
+    /// Runs after the backward pass and before the optimizer step, under no_grad (e.g. SAM puts the weights back
+    /// after computing the gradient at the perturbed point).
+    /// </summary>
+    public Action? BeforeStep { get; init; }
+
+    /// <summary>
     /// Validation score after each epoch, lower is better. With <see cref="Patience"/> the best epoch's state is
     /// restored at the end (the starting state is not a candidate, as in the reference fine-tuning loops).
     /// </summary>
@@ -130,6 +136,12 @@ public sealed class TrainingLoop
             optimizer.zero_grad();
             var (value, logits) = loss(Model, batch);
             value.backward();
+            if (BeforeStep is not null)
+            {
+                using var noGrad = no_grad();
+                BeforeStep();
+            }
+
             optimizer.step();
             if (AfterStep is not null)
             {

@@ -1,0 +1,74 @@
+using WebDefense.Core.Data;
+using WebDefense.Core.Defenses.Framework;
+using WebDefense.Core.Models;
+using WebDefense.Core.Training;
+
+namespace WebDefense.Core.Defenses.Blocks;
+
+/// <summary>
+/// Fine-tuning (any loss, any step hooks) that scores the model on the defender's validation slice after every
+/// epoch, records one trajectory point per epoch (x = epoch; epoch 0 is the starting model, shown but not a
+/// candidate) and keeps either the epoch with the highest validation ACC (ties go to the later epoch: more
+/// fine-tuning at equal clean accuracy) or, as the BackdoorBench trainers do, the last epoch.
+/// </summary>
+public sealed class ValidatedFineTuning
+{
+    public sealed record Result(IReadOnlyList<TrajectoryPoint> Points, int ChosenEpoch, ValidationScores Chosen, string Rule, int EpochsRun);
+
+    public required Classifier Model { get; init; }
+    public required ImageDataset Train { get; init; }
+    public required ValidationSet Validation { get; init; }
+    public required SgdOptions Options { get; init; }
+
+    /// <summary>true: best validation ACC among the epochs; false: the last epoch (the reference).</summary>
+    public bool KeepBest { get; init; } = true;
+
+    public Func<Classifier, TrainingBatch, BatchLoss>? Loss { get; init; }
+    public Action? BeforeStep { get; init; }
+    public Action? AfterStep { get; init; }
+    public string Phase { get; init; } = "fine-tune";
+
+    public Result Run(DefenseContext context)
+    {
+        var observer = context.Observer;
+        var start = Validation.Score(Model);
+        var points = new List<TrajectoryPoint> { Point(0, start, "before fine-tuning") };
+        observer.Point(points[0]);
+        var scores = new List<ValidationScores>();
+        var loop = new TrainingLoop
+        {
+            Model = Model,
+            Data = Train,
+            Options = Options,
+            Loss = Loss,
+            BeforeStep = BeforeStep,
+            AfterStep = AfterStep,
+            // Lower is better; the tiny epoch term makes a tie in ACC go to the later epoch (ACC steps are ≥ 1/|val| ≫ 1e-9).
+            Validate = () =>
+            {
+                var s = Validation.Score(Model);
+                scores.Add(s);
+                return -s.Acc - 1e-9 * scores.Count;
+            },
+            // The loop restores the best epoch's state when patience is set; an unreachable patience never stops early.
+            Patience = KeepBest ? int.MaxValue : null,
+            OnEpoch = epoch =>
+            {
+                var point = Point(epoch.Epoch + 1, scores[^1], $"train loss {epoch.Loss:0.####}, lr {epoch.LearningRate:0.#####}");
+                points.Add(point);
+                observer.Point(point);
+                observer.Progress((epoch.Epoch + 1.0) / Options.Epochs,
+                    $"{Phase} epoch {epoch.Epoch + 1}: val ACC {scores[^1].Acc:P1}" + (scores[^1].Asr is { } a ? $", val ASR {a:P1}" : string.Empty));
+            },
+        };
+        var history = loop.Run(context.Random, context.Cancellation);
+        var chosen = KeepBest ? history.Last(e => e.Improved).Epoch : history.Count - 1;
+        var rule = KeepBest
+            ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
+            : $"last {Phase} epoch ({history.Count}), as the reference";
+        return new Result(points, chosen + 1, scores[chosen], rule, history.Count);
+    }
+
+    private TrajectoryPoint Point(int epoch, ValidationScores s, string note) =>
+        new(epoch, $"{Phase} epoch", s.Acc, s.Asr, s.Ra, s.CleanLoss, note, Phase);
+}
