@@ -5,7 +5,7 @@ namespace WebDefense.Core.Defenses;
 /// <summary>Every defense the service offers, by its API name.</summary>
 public static class DefenseCatalog
 {
-    public static IReadOnlyList<IDefense> All { get; } = [new GradPruneDefense(), new RnpDefense()];
+    public static IReadOnlyList<IDefense> All { get; } = [new GradPruneDefense(), new RnpDefense(), new ClpDefense(), new AnpDefense(), new TsbdDefense()];
 
     public static IDefense? Find(string name) => All.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
 
