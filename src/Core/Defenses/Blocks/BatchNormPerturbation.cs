@@ -35,6 +35,7 @@ public sealed class BatchNormPerturbation : IDisposable
     public IReadOnlyList<Tensor> Masks => _mask;
     public IReadOnlyList<Tensor> Noise => _noise;
     public IReadOnlyList<Tensor> NoiseBias => _noiseBias;
+    internal IReadOnlyList<Tensor> MaskGradients => _maskGrad;
 
     /// <summary>δ, ξ ~ U[−ε, ε], drawn from <paramref name="random"/> (same seed → same noise).</summary>
     public void Reset(Random random)
