@@ -5,7 +5,8 @@ namespace WebDefense.Core.Defenses;
 /// <summary>Every defense the service offers, by its API name.</summary>
 public static class DefenseCatalog
 {
-    public static IReadOnlyList<IDefense> All { get; } = [new GradPruneDefense(), new RnpDefense(), new FtDefense(), new FpDefense(), new NadDefense(), new FtSamDefense()];
+    public static IReadOnlyList<IDefense> All { get; } =
+        [new GradPruneDefense(), new RnpDefense(), new TsbdDefense(), new FtDefense(), new FpDefense(), new NadDefense(), new ClpDefense(), new AnpDefense(), new FtSamDefense()];
 
     public static IDefense? Find(string name) => All.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
 
