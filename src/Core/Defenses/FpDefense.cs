@@ -30,7 +30,7 @@ public sealed class FpDefense : IDefense
         var p = context.Parameters;
         var observer = context.Observer;
         observer.StepStarted(0, Steps.Count, Steps[0]);
-        var (train, validation) = ValidationSlices.Holdout(context, p.Number("val_fraction"));
+        var (train, validation) = ValidationSlice.Holdout(context, p.Number("val_fraction"));
         using var trainData = train;
         using var validationData = validation;
 

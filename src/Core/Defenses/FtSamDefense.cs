@@ -33,7 +33,7 @@ public sealed class FtSamDefense : IDefense
     {
         var p = context.Parameters;
         context.Observer.StepStarted(0, Steps.Count, Steps[0]);
-        var (train, validation) = ValidationSlices.Holdout(context, p.Number("val_fraction"));
+        var (train, validation) = ValidationSlice.Holdout(context, p.Number("val_fraction"));
         using var trainData = train;
         using var validationData = validation;
 

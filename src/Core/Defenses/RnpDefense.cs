@@ -48,7 +48,7 @@ public sealed class RnpDefense : IDefense
         var labels = context.CleanData.Labels.data<long>().ToArray();
         var (trainRows, valRows) = DataSplits.Holdout(labels, p.Number("val_fraction"), context.Random);
         using var train = context.CleanData.Subset(trainRows);
-        using var validation = ValidationSlice(context, valRows);
+        using var validation = ValidationSlice.Build(context, valRows); // triggered rows only add validation ASR to the trajectory
         var augment = p.Flag("augment") ? Augmentation.ForInput(context.Model.Input) : Augmentation.None;
         var findings = new Dictionary<string, object>();
         var trajectory = new List<TrajectoryPoint>();
@@ -181,27 +181,5 @@ public sealed class RnpDefense : IDefense
         {
             target.BatchNorms.First(b => b.Name == layer.Name).Weight[channel].zero_();
         }
-    }
-
-    /// <summary>
-    /// The clean validation rows and, when the defender has backdoor samples, as many of those (the triggered
-    /// copies of the same rows when paired). RNP does not use them for selection; they only add validation ASR
-    /// to the trajectory.
-    /// </summary>
-    private static ValidationSet ValidationSlice(DefenseContext context, long[] valRows)
-    {
-        var backdoor = context.Backdoor;
-        long[]? backdoorRows = null;
-        if (backdoor is not null)
-        {
-            backdoorRows = backdoor.PairedWithClean ? valRows : Enumerable.Range(0, backdoor.Images.Count).Select(i => (long)i).ToArray();
-            if (!backdoor.PairedWithClean)
-            {
-                context.Random.Shuffle(backdoorRows);
-                backdoorRows = backdoorRows.Take(Math.Min(valRows.Length, backdoorRows.Length)).ToArray();
-            }
-        }
-
-        return new ValidationSet(context.CleanData.Subset(valRows), backdoorRows is null ? null : backdoor!.Images.Subset(backdoorRows), context.TargetLabel);
     }
 }

@@ -1,3 +1,4 @@
+using WebDefense.Core.Data;
 using WebDefense.Core.Defenses.Framework;
 
 namespace WebDefense.Core.Defenses.Blocks;
@@ -6,7 +7,6 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// The defender's validation slice for a set of clean rows: those clean images and, when the defender has backdoor
 /// samples, as many triggered images (the triggered copies of the same rows when paired, a seeded random draw
 /// otherwise). Selection rules use the clean part; the triggered part only adds validation ASR to the trajectory.
-/// (The same construction as RnpDefense's, shared by the later defenses.)
 /// </summary>
 public static class ValidationSlice
 {
@@ -30,4 +30,19 @@ public static class ValidationSlice
     /// <summary>Every clean row as validation (for defenses that train on nothing, e.g. CLP).</summary>
     public static ValidationSet All(DefenseContext context) =>
         Build(context, Enumerable.Range(0, context.CleanData.Count).Select(i => (long)i).ToArray());
+
+    /// <summary>
+    /// The clean data split by a stratified hold-out into a training part and the validation slice of the held-out rows.
+    /// </summary>
+    public static (ImageDataset Train, ValidationSet Validation) Holdout(DefenseContext context, double valFraction)
+    {
+        var labels = context.CleanData.Labels.data<long>().ToArray();
+        var (trainRows, valRows) = DataSplits.Holdout(labels, valFraction, context.Random);
+        if (trainRows.Length == 0 || valRows.Length == 0)
+        {
+            throw new DefenseInputException($"the clean data ({labels.Length} images) is too small to hold out a validation slice; give at least two images per class");
+        }
+
+        return (context.CleanData.Subset(trainRows), Build(context, valRows));
+    }
 }
