@@ -35,48 +35,60 @@ internal static class DefenseStudy
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(log))!);
         using var train = FashionMnist.Train();
         using var test = FashionMnist.Test();
-        foreach (var (name, attack) in attacks)
+        var models = attacks.ToDictionary(a => a.Name, a => BackdooredModels.Cached(cache, a.Name, a.Attack, train, epochs, lr, seed: 0));
+        var bdTests = attacks.ToDictionary(a => a.Name, a => BackdoorTestSet.Build(test, a.Attack.Trigger, a.Attack.TargetLabel));
+        try
         {
-            using var model = BackdooredModels.Cached(cache, name, attack, train, epochs, lr, seed: 0);
-            using var bdTest = BackdoorTestSet.Build(test, attack.Trigger, attack.TargetLabel);
-            foreach (var entry in defenses)
+            // Seed-major: a study stopped after k seeds has complete k-seed tables for every attack and defense.
+            for (var seed = 0; seed < seeds; seed++)
             {
-                for (var seed = 0; seed < seeds; seed++)
+                foreach (var (name, attack) in attacks)
                 {
-                    if (rows.Any(r => r.Attack == name && r.Defense == entry.Label && r.Seed == seed))
+                    foreach (var entry in defenses)
                     {
-                        continue;
-                    }
+                        if (rows.Any(r => r.Attack == name && r.Defense == entry.Label && r.Seed == seed))
+                        {
+                            continue;
+                        }
 
-                    using var clean = BalancedSample(train, entry.PerClass, 1000 + seed);
-                    using var triggered = new ImageDataset(attack.Trigger.ApplyTo(clean.Images), clean.Labels.clone());
-                    ResetPeakRss();
-                    using var result = DefenseRunner.Run(new DefenseRequest
-                    {
-                        Defense = entry.Defense,
-                        Model = model,
-                        CleanData = clean,
-                        Backdoor = entry.Defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) ? new BackdoorSamples(triggered, PairedWithClean: true) : null,
-                        TargetLabel = attack.TargetLabel,
-                        Seed = seed,
-                        Parameters = entry.Parameters,
-                        TestSet = test,
-                        BackdoorTestSet = bdTest.Data,
-                    });
-                    var row = new StudyRow(name, entry.Label, seed,
-                        result.Before!.Acc, result.Before.Asr!.Value, result.Before.Ra!.Value,
-                        result.After!.Acc, result.After.Asr!.Value, result.After.Ra!.Value, result.Der!.Value,
-                        result.Chosen.X, result.Chosen.Rule,
-                        result.Findings.ToDictionary(f => f.Key, f => Format(f.Value)), result.WallTime.TotalSeconds, PeakRss() / 1048576.0);
-                    rows.Add(row);
-                    File.AppendAllText(log, JsonSerializer.Serialize(row) + "\n");
-                    Console.WriteLine($"{name} {entry.Label} seed {seed}: ACC {row.AccBefore:P2}→{row.AccAfter:P2} ASR {row.AsrBefore:P2}→{row.AsrAfter:P2} " +
-                                      $"RA →{row.RaAfter:P2}, x = {row.Units}, {row.WallSeconds:0.0}s");
+                        using var clean = BalancedSample(train, entry.PerClass, 1000 + seed);
+                        using var triggered = new ImageDataset(attack.Trigger.ApplyTo(clean.Images), clean.Labels.clone());
+                        ResetPeakRss();
+                        using var result = DefenseRunner.Run(new DefenseRequest
+                        {
+                            Defense = entry.Defense,
+                            Model = models[name],
+                            CleanData = clean,
+                            Backdoor = entry.Defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) ? new BackdoorSamples(triggered, PairedWithClean: true) : null,
+                            TargetLabel = attack.TargetLabel,
+                            Seed = seed,
+                            Parameters = entry.Parameters,
+                            TestSet = test,
+                            BackdoorTestSet = bdTests[name].Data,
+                        });
+                        var row = new StudyRow(name, entry.Label, seed,
+                            result.Before!.Acc, result.Before.Asr!.Value, result.Before.Ra!.Value,
+                            result.After!.Acc, result.After.Asr!.Value, result.After.Ra!.Value, result.Der!.Value,
+                            result.Chosen.X, result.Chosen.Rule,
+                            result.Findings.ToDictionary(f => f.Key, f => Format(f.Value)), result.WallTime.TotalSeconds, PeakRss() / 1048576.0);
+                        rows.Add(row);
+                        File.AppendAllText(log, JsonSerializer.Serialize(row) + "\n");
+                        Console.WriteLine($"{name} {entry.Label} seed {seed}: ACC {row.AccBefore:P2}→{row.AccAfter:P2} ASR {row.AsrBefore:P2}→{row.AsrAfter:P2} " +
+                                          $"RA →{row.RaAfter:P2}, x = {row.Units}, {row.WallSeconds:0.0}s");
+                    }
                 }
             }
         }
+        finally
+        {
+            foreach (var model in models.Values) model.Dispose();
+            foreach (var bd in bdTests.Values) bd.Dispose();
+        }
 
-        return rows;
+        // Tables in a stable order (attack, then defense as listed, then seed), whatever order the log was written in.
+        return rows.Where(r => attacks.Any(a => a.Name == r.Attack) && defenses.Any(d => d.Label == r.Defense) && r.Seed < seeds)
+            .OrderBy(r => attacks.Select(a => a.Name).ToList().IndexOf(r.Attack)).ThenBy(r => defenses.Select(d => d.Label).ToList().IndexOf(r.Defense))
+            .ThenBy(r => r.Seed).ToList();
     }
 
     /// <summary>perClass images of every class, drawn without replacement from the clean training set.</summary>
