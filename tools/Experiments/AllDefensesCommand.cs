@@ -25,7 +25,8 @@ internal static class AllDefensesCommand
         var only = options.Text("defenses", "").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var defenses = DefenseCatalog.All.Where(d => only.Length == 0 || only.Contains(d.Name))
             .Select(d => new StudyDefense(d, perClass, d.Name)).ToList();
-        var rows = DefenseStudy.Run(Attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"all-defenses-e{epochs}-pc{perClass}.jsonl"));
+        var seedList = options.Text("seed-list", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList();
+        var rows = DefenseStudy.Run(Attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"all-defenses-e{epochs}-pc{perClass}.jsonl"), seedList);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         var svg = Path.ChangeExtension(output, null) + "-scatter.svg";
         File.WriteAllText(svg, DefenseStudy.Scatter(rows));
@@ -45,6 +46,8 @@ internal static class AllDefensesCommand
         s.AppendLine($"dotnet run --project tools/Experiments -c Release -- all-defenses --seeds {seeds} --epochs {epochs} --lr {lr.ToString(inv)} --per-class {perClass}" +
                           (only.Length > 0 ? $" --defenses {string.Join(',', only)}" : ""));
         s.AppendLine("```");
+        s.AppendLine();
+        s.AppendLine("(Run here as two processes sharing the resumable log, `--threads 1 --seed-list 0,2,4` and `--threads 1 --seed-list 1,3`, then the command above to write the report.)");
         s.AppendLine();
         s.AppendLine(inv, $"Machine: {Environment.ProcessorCount} CPU cores, no GPU; TorchSharp 0.107 / libtorch 2.10 CPU.");
         s.AppendLine();

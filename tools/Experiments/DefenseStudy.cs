@@ -28,10 +28,11 @@ internal sealed record StudyRow(
 /// </summary>
 internal static class DefenseStudy
 {
+    /// <param name="only">Seeds this process runs (default: all); several processes can share one log, each with its own seeds.</param>
     public static List<StudyRow> Run(IReadOnlyList<(string Name, AttackSpec Attack)> attacks, IReadOnlyList<StudyDefense> defenses, int seeds,
-        int epochs, double lr, string cache, string log)
+        int epochs, double lr, string cache, string log, IReadOnlyCollection<int>? only = null)
     {
-        var rows = File.Exists(log) ? File.ReadLines(log).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!).ToList() : [];
+        var rows = File.Exists(log) ? File.ReadLines(log).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!).ToList() : [];
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(log))!);
         using var train = FashionMnist.Train();
         using var test = FashionMnist.Test();
@@ -40,7 +41,7 @@ internal static class DefenseStudy
         try
         {
             // Seed-major: a study stopped after k seeds has complete k-seed tables for every attack and defense.
-            for (var seed = 0; seed < seeds; seed++)
+            foreach (var seed in Enumerable.Range(0, seeds).Where(s => only is null || only.Count == 0 || only.Contains(s)))
             {
                 foreach (var (name, attack) in attacks)
                 {

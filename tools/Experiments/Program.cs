@@ -2,9 +2,9 @@ using WebDefense.Core.Runtime;
 using WebDefense.Experiments;
 
 TorchRuntime.EnsureAvailable();
-TorchRuntime.UseThreads(Environment.ProcessorCount);
 var command = args.FirstOrDefault() ?? "help";
 var options = ExperimentOptions.Parse(args.Skip(1).ToArray());
+TorchRuntime.UseThreads(options.Int("threads", Environment.ProcessorCount));
 switch (command)
 {
     case "attack":
@@ -35,7 +35,9 @@ switch (command)
                               docs/results/seed-defenses.md (--seeds 5 --epochs 8 --cache artifacts/experiments)
               all-defenses    every defense of the catalog on BadNets, Blended and SIG models; writes
                               docs/results/all-defenses.md and its ACC-vs-ASR scatter
-                              (--seeds 5 --per-class 100 --defenses name,name to run a subset)
+                              (--seeds 5 --per-class 100 --defenses name,name to run a subset;
+                              --seed-list 0,2,4 to share the seeds between processes)
+            every command: --threads N (torch threads, default: the number of cores)
             """);
         break;
 }
