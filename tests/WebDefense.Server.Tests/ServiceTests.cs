@@ -140,7 +140,30 @@ public sealed class ServiceTests
         Assert.Contains("parameters.nope", await Bad(new { modelId = ids.Model, defense = "rnp", cleanDatasetId = ids.Clean, parameters = new { nope = 1 } }));
         Assert.Contains("defense", await Bad(new { modelId = ids.Model, defense = "magic", cleanDatasetId = ids.Clean }));
         Assert.Contains("trigger", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean, trigger = new { type = "nonsense" } }));
+        Assert.Contains("cleanDatasetId", await Bad(new { modelId = ids.Model, defense = "rnp" }));
         Assert.Equal(0, host.Db(db => db.Runs.Count()));
+    }
+
+    [Fact]
+    public async Task A_data_free_defense_runs_without_a_clean_set()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        var runId = await Api.StartAsync(client, new
+        {
+            modelId = ids.Model, defense = "clp", testDatasetId = ids.Test, backdoorTestDatasetId = ids.BackdoorTest, targetLabel = 0, seed = 1,
+        });
+        var run = await Api.WaitAsync(client, runId, Api.Finished, 120);
+        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.GetRawText());
+        Assert.Equal(JsonValueKind.Null, run.GetProperty("cleanDatasetId").ValueKind);
+        Assert.Equal(3.0, run.GetProperty("resolvedParameters").GetProperty("u").GetDouble());
+        Assert.True(run.GetProperty("after").GetProperty("acc").GetDouble() > 0.1);
+        Assert.Contains("runs data-free", await client.GetStringAsync($"/api/runs/{runId}/artifacts/log"));
+        // The sweep has no validation scores without data.
+        using var trajectory = JsonDocument.Parse(await client.GetStringAsync($"/api/runs/{runId}/trajectory"));
+        Assert.NotEmpty(trajectory.RootElement.EnumerateArray());
+        Assert.All(trajectory.RootElement.EnumerateArray(), p => Assert.False(p.TryGetProperty("valAcc", out var acc) && acc.ValueKind == JsonValueKind.Number));
     }
 
     [Fact]

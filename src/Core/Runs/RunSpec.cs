@@ -38,7 +38,8 @@ public sealed record RunSpec
     public Dictionary<string, JsonElement> Parameters { get; init; } = new();
     public int Seed { get; init; }
     public required RunModelInput Model { get; init; }
-    public required RunDatasetInput CleanData { get; init; }
+    /// <summary>The defender's clean data; null only for data-free defenses (CLP).</summary>
+    public RunDatasetInput? CleanData { get; init; }
     public RunDatasetInput? TestSet { get; init; }
 
     /// <summary>Triggered test images with their TRUE labels.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
@@ -89,7 +90,22 @@ public static class RunWorker
         var disposables = new List<IDisposable>();
         try
         {
-            var clean = Read(spec.CleanData, "clean data", readOptions, input, log, disposables);
+            ImageDataset clean;
+            if (spec.CleanData is { } cleanFile)
+            {
+                clean = Read(cleanFile, "clean data", readOptions, input, log, disposables);
+            }
+            else if (defense.Needs.HasFlag(DefenseNeeds.CleanData))
+            {
+                throw new DefenseInputException($"{defense.Name} needs a clean data set");
+            }
+            else
+            {
+                clean = new ImageDataset(torch.zeros(0, input.Channels, input.Height, input.Width, torch.ScalarType.Byte), torch.zeros(0, torch.ScalarType.Int64));
+                disposables.Add(clean);
+                log.Log($"no clean data: {defense.Name} runs data-free");
+            }
+
             ct.ThrowIfCancellationRequested();
             var test = spec.TestSet is { } t ? Read(t, "test set", readOptions, input, log, disposables) : null;
             var backdoorTest = spec.BackdoorTestSet is { } bt ? Read(bt, "backdoor test set", readOptions, input, log, disposables) : null;

@@ -83,7 +83,7 @@ public sealed class RunRecord
     public double Progress { get; set; }
     public string? Step { get; set; }
     public string? Message { get; set; }
-    public Guid CleanDatasetId { get; set; }
+    public Guid? CleanDatasetId { get; set; }
     public Guid? TestDatasetId { get; set; }
     public Guid? BackdoorTestDatasetId { get; set; }
     public Guid? BackdoorSamplesDatasetId { get; set; }

@@ -85,7 +85,7 @@ public sealed class RunJob(
                 Mean = FormParsing.Split(model.Mean),
                 Std = FormParsing.Split(model.Std),
             },
-            CleanData = Input(run.CleanDatasetId)!,
+            CleanData = Input(run.CleanDatasetId),
             TestSet = Input(run.TestDatasetId),
             BackdoorTestSet = Input(run.BackdoorTestDatasetId),
             BackdoorSamples = Input(run.BackdoorSamplesDatasetId),

@@ -410,7 +410,7 @@ namespace WebDefense.Server.Data.Migrations
                     b.Property<string>("ChosenRule")
                         .HasColumnType("TEXT");
 
-                    b.Property<Guid>("CleanDatasetId")
+                    b.Property<Guid?>("CleanDatasetId")
                         .HasColumnType("TEXT");
 
                     b.Property<long>("CreatedAt")

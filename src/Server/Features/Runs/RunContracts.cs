@@ -8,7 +8,7 @@ public sealed record StartRunRequest(
     Guid ModelId,
     string Defense,
     Dictionary<string, JsonElement>? Parameters,
-    Guid CleanDatasetId,
+    Guid? CleanDatasetId,
     Guid? TestDatasetId,
     Guid? BackdoorTestDatasetId,
     JsonElement? Trigger,
@@ -22,7 +22,7 @@ public sealed record StartRunResponse(Guid[] RunIds, Guid? BatchId);
 public sealed record MetricsResponse(double? Acc, double? Asr, double? Ra);
 
 public sealed record RunResponse(
-    Guid Id, Guid? BatchId, string Status, string Defense, Guid ModelId, Guid CleanDatasetId, Guid? TestDatasetId,
+    Guid Id, Guid? BatchId, string Status, string Defense, Guid ModelId, Guid? CleanDatasetId, Guid? TestDatasetId,
     Guid? BackdoorTestDatasetId, Guid? BackdoorSamplesDatasetId, string? Trigger, int? TargetLabel, int Seed,
     double Progress, string? Step, string? Message, MetricsResponse Before, MetricsResponse After, double? Der,
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,

@@ -53,7 +53,9 @@ public static class RunValidation
             return d;
         }
 
-        await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId", required: true);
+        // Data-free defenses (CLP) run without clean data; when given, it only scores their sweep.
+        await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId",
+            required: defense is null || defense.Needs.HasFlag(DefenseNeeds.CleanData));
         var test = await Dataset(request.TestDatasetId, "testDatasetId", required: false);
         var backdoorTest = await Dataset(request.BackdoorTestDatasetId, "backdoorTestDatasetId", required: false);
         var samples = await Dataset(request.BackdoorSamplesDatasetId, "backdoorSamplesDatasetId", required: false);

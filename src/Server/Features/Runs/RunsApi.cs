@@ -58,7 +58,7 @@ public static class RunsApi
             ModelId = request.ModelId,
             Defense = request.Defense.ToLowerInvariant(),
             Status = RunStatus.Queued,
-            CleanDatasetId = request.CleanDatasetId,
+            CleanDatasetId = request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId,
             TestDatasetId = request.TestDatasetId,
             BackdoorTestDatasetId = request.BackdoorTestDatasetId,
             BackdoorSamplesDatasetId = request.BackdoorSamplesDatasetId,
