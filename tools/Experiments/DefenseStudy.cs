@@ -144,7 +144,7 @@ internal static class DefenseStudy
         var attacks = rows.Select(r => r.Attack).Distinct().ToList();
         var defenses = rows.Select(r => r.Defense).Distinct().ToList();
         string[] palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"];
-        const int panel = 320, margin = 50, legendWidth = 190;
+        const int panel = 320, margin = 70, legendWidth = 190;
         double accMin = Math.Floor(Math.Min(rows.Min(r => r.AccAfter), rows.Min(r => r.AccBefore)) * 20) / 20, accMax = 1.0;
         var width = attacks.Count * (panel + margin) + margin + legendWidth;
         var height = panel + 2 * margin + 10;
