@@ -26,7 +26,9 @@ internal static class AllDefensesCommand
         var defenses = DefenseCatalog.All.Where(d => only.Length == 0 || only.Contains(d.Name))
             .Select(d => new StudyDefense(d, perClass, d.Name)).ToList();
         var seedList = options.Text("seed-list", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList();
-        var rows = DefenseStudy.Run(Attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"all-defenses-e{epochs}-pc{perClass}.jsonl"), seedList);
+        var attackNames = options.Text("attacks", "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var attacks = Attacks.Where(a => attackNames.Length == 0 || attackNames.Contains(a.Name)).ToList();
+        var rows = DefenseStudy.Run(attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"all-defenses-e{epochs}-pc{perClass}.jsonl"), seedList);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         var svg = Path.ChangeExtension(output, null) + "-scatter.svg";
         File.WriteAllText(svg, DefenseStudy.Scatter(rows));

@@ -36,7 +36,7 @@ switch (command)
               all-defenses    every defense of the catalog on BadNets, Blended and SIG models; writes
                               docs/results/all-defenses.md and its ACC-vs-ASR scatter
                               (--seeds 5 --per-class 100 --defenses name,name to run a subset;
-                              --seed-list 0,2,4 to share the seeds between processes)
+                              --seed-list 0,2,4 / --attacks badnets,sig to share the work between processes)
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;
