@@ -26,15 +26,7 @@ internal static class TraceCommand
         using var test = FashionMnist.Test();
         var trigger = PatchTrigger.BadNets;
         using var bd = BackdoorTestSet.Build(test, trigger, 0);
-        var labels = train.Labels.data<long>().ToArray();
-        var random = new Random(options.Int("seed", 0) + 1000);
-        var rows = Enumerable.Range(0, 10).SelectMany(c =>
-        {
-            var m = Enumerable.Range(0, labels.Length).Where(i => labels[i] == c).Select(i => (long)i).ToArray();
-            random.Shuffle(m);
-            return m.Take(perClass);
-        }).ToArray();
-        using var clean = train.Subset(rows);
+        using var clean = DefenseStudy.BalancedSample(train, perClass, options.Int("seed", 0) + 1000);
         using var triggered = new ImageDataset(trigger.ApplyTo(clean.Images), clean.Labels.clone());
         var overrides = options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);

@@ -90,28 +90,13 @@ public sealed class RnpDefense : IDefense
         var topology = ModelTopology.Discover(context.Model);
         using var gammas = GammaSnapshot.Take(topology);
         // Channels in ascending mask order (ties in model order); a level prunes the first Units of them.
-        var order = masks.Select((m, i) => (m, i)).OrderBy(x => x.m.Value).ThenBy(x => x.i).Select(x => x.m).ToList();
-        var levels = new List<PruningSweep.Level> { new(0, -1) };
-        if (p.Choice("pruning_by") == "number")
-        {
-            var step = Math.Max(1, (int)Math.Ceiling(order.Count / 200.0));
-            for (var n = step; n <= (int)(p.Number("pruning_max") * order.Count); n += step)
-            {
-                levels.Add(new PruningSweep.Level(n, order[n - 1].Value));
-            }
-        }
-        else
-        {
-            for (var t = 0.0; t <= p.Number("pruning_max") + 1e-9; t += p.Number("pruning_step"))
-            {
-                levels.Add(new PruningSweep.Level(masks.Count(m => m.Value <= t), Math.Round(t, 6)));
-            }
-        }
+        var order = MaskPruning.Ascending(masks);
+        var levels = MaskPruning.Levels(order, p.Choice("pruning_by"), p.Number("pruning_max"), p.Number("pruning_step"));
 
         void Prune(PruningSweep.Level level)
         {
             gammas.Restore();
-            ZeroGammas(topology, order.Take(level.Units));
+            MaskPruning.ZeroGammas(topology, order.Take(level.Units));
         }
 
         var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation);
@@ -167,19 +152,5 @@ public sealed class RnpDefense : IDefense
         }
 
         return mask.Values();
-    }
-
-    /// <summary>
-    /// Zeroes γ of the given channels. The masks were learned on the unlearned copy; its BN layers are matched to
-    /// <paramref name="target"/>'s by name.
-    /// </summary>
-    private static void ZeroGammas(ModelTopology target, IEnumerable<(BatchNormLayer Layer, int Channel, float Value)> channels)
-    {
-        using var noGrad = no_grad();
-        using var scope = NewDisposeScope();
-        foreach (var (layer, channel, _) in channels)
-        {
-            target.BatchNorms.First(b => b.Name == layer.Name).Weight[channel].zero_();
-        }
     }
 }
