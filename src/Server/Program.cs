@@ -17,19 +17,17 @@ builder.AddDataServices();
 builder.AddAuthServices();
 builder.AddJobServices();
 builder.AddApiServices();
-builder.Services.AddRazorComponents();
+builder.AddDashboard();
 
 var app = builder.Build();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseStaticFiles();
 app.UseAuthentication();
 app.UseAuthorization();
-app.UseAntiforgery();
 app.MapHealthApi();
 app.MapWebDefenseApi();
 app.MapJobsDashboard();
-app.MapRazorComponents<WebDefense.Client.App>();
+app.MapDashboard();
 app.Run();
 return 0;
 

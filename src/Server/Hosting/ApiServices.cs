@@ -4,6 +4,7 @@ using WebDefense.Server.Features.Datasets;
 using WebDefense.Server.Features.Defenses;
 using WebDefense.Server.Features.Models;
 using WebDefense.Server.Features.Runs;
+using WebDefense.Server.Features.Status;
 
 namespace WebDefense.Server.Hosting;
 
@@ -29,6 +30,7 @@ public static class ApiServices
         app.MapDatasetsApi();
         app.MapDefensesApi();
         app.MapRunsApi();
+        app.MapStatusApi();
         return app;
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using WebDefense.Core.Data;
+using WebDefense.Core.Data.Triggers;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
 using WebDefense.Server.Features.Shared;
@@ -42,8 +43,42 @@ public static class DatasetsApi
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         api.MapGet("/", ListAsync).WithSummary("The team's data sets, newest first (optional ?kind=).");
         api.MapGet("/{id:guid}", GetAsync).WithSummary("One data set.");
+        api.MapGet("/{id:guid}/samples/{index:int}.png", SampleAsync)
+            .WithSummary("Sample `index` of a data set as PNG, enlarged `scale`× (1–16), with an optional trigger (JSON, as for runs) applied: the trigger preview.")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .ProducesValidationProblem();
         api.MapDelete("/{id:guid}", DeleteAsync).WithSummary("Delete a data set no run uses (409 otherwise).");
         return app;
+    }
+
+    private static async Task<IResult> SampleAsync(
+        Guid id, int index, string? trigger, int? scale, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var d = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(x => x.Id == id && x.TeamId == team, ct);
+        if (d is null) return TypedResults.NotFound();
+        var errors = new Dictionary<string, string[]>();
+        if (index < 0 || index >= d.Count) errors["index"] = [$"must lie in [0, {d.Count})"];
+        if (scale is < 1 or > 16) errors["scale"] = ["must lie in [1, 16]"];
+        TriggerSpec? spec = null;
+        if (!string.IsNullOrWhiteSpace(trigger))
+        {
+            try
+            {
+                spec = TriggerSpec.FromJson(trigger);
+                spec.Validate(d.Channels, d.Height, d.Width);
+            }
+            catch (Exception e) when (e is InvalidTriggerException or ArgumentException)
+            {
+                errors["trigger"] = [e.Message];
+            }
+        }
+
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        var options = new DatasetReadOptions { Channels = d.Channels, TargetSize = (d.Height, d.Width) };
+        using var data = DatasetReader.Read(await File.ReadAllBytesAsync(store.PathOf(d.StoredName), ct), d.FileName, options);
+        var png = TriggerPreview.RenderPng(data.Data, index, spec, scale ?? 4);
+        return TypedResults.File(png, "image/png");
     }
 
     private static async Task<IResult> UploadAsync(HttpRequest request, AppDbContext db, ArtifactStore store, IOptions<WebDefenseOptions> options, ILogger<DatasetRecord> log, CancellationToken ct)

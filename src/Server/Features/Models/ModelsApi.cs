@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using WebDefense.Core.Data;
 using WebDefense.Core.Models;
+using WebDefense.Core.Models.Zoo;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
 using WebDefense.Server.Features.Shared;
@@ -21,6 +22,8 @@ public sealed record ModelResponse(
         JsonSerializer.Deserialize<string[]>(m.Warnings) ?? [], m.CreatedAt);
 }
 
+public sealed record ArchitectureResponse(string Name, string Description);
+
 public static class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder app)
@@ -35,6 +38,8 @@ public static class ModelsApi
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         api.MapGet("/", ListAsync).WithSummary("The team's models, newest first.");
+        api.MapGet("/architectures", () => TypedResults.Ok(ModelZoo.Names.Select(n => new ArchitectureResponse(n.Name, n.Description)).ToArray()))
+            .WithSummary("The zoo's architectures: the names a weights-only upload (state dict, safetensors) may declare.");
         api.MapGet("/{id:guid}", GetAsync).WithSummary("One model.");
         api.MapDelete("/{id:guid}", DeleteAsync).WithSummary("Delete a model no run uses (409 otherwise).");
         return app;

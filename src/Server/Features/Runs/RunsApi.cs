@@ -21,7 +21,9 @@ public static class RunsApi
             .WithSummary("Start a defense run (or one per seed in seeds[], a batch); impossible combinations answer 400 at once.")
             .Produces<StartRunResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem();
-        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, modelId, batchId; sort = created|-created|status|defense; paging.");
+        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
+        api.MapGet("/export.csv", ExportAsync).WithSummary("Every run the filters match (same filters and sort as the list, no paging) as CSV.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/csv");
         api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics.");
         api.MapDelete("/{id:guid}", DeleteAsync).WithSummary("Delete a finished run and its records.");
         api.MapGet("/{id:guid}/trajectory", TrajectoryAsync).WithSummary("The defense's trajectory points (validation metrics along the sweep).");
@@ -77,25 +79,52 @@ public static class RunsApi
     private static async Task<Ok<RunPage>> ListAsync(
         HttpContext http, AppDbContext db, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort, int? page, int? pageSize, CancellationToken ct)
     {
-        var team = http.User.TeamId();
-        var query = db.Runs.AsNoTracking().Where(r => r.TeamId == team);
-        if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st);
-        if (defense is not null) query = query.Where(r => r.Defense == defense.ToLower());
-        if (modelId is not null) query = query.Where(r => r.ModelId == modelId);
-        if (batchId is not null) query = query.Where(r => r.BatchId == batchId);
-        query = sort switch
-        {
-            "created" => query.OrderBy(r => r.CreatedAt),
-            "status" => query.OrderBy(r => r.Status).ThenByDescending(r => r.CreatedAt),
-            "defense" => query.OrderBy(r => r.Defense).ThenByDescending(r => r.CreatedAt),
-            _ => query.OrderByDescending(r => r.CreatedAt),
-        };
+        var query = Filter(db, http.User.TeamId(), status, defense, modelId, batchId, sort);
         var size = Math.Clamp(pageSize ?? 50, 1, 500);
         var number = Math.Max(page ?? 1, 1);
         var total = await query.CountAsync(ct);
         var items = await query.Skip((number - 1) * size).Take(size).ToListAsync(ct);
         return TypedResults.Ok(new RunPage(items.Select(RunResponse.From).ToArray(), total, number, size));
     }
+
+    private static async Task<IResult> ExportAsync(
+        HttpContext http, AppDbContext db, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort, CancellationToken ct)
+    {
+        var runs = await Filter(db, http.User.TeamId(), status, defense, modelId, batchId, sort).Take(ExportLimit).ToListAsync(ct);
+        var models = await db.Models.AsNoTracking().Where(m => m.TeamId == http.User.TeamId()).ToDictionaryAsync(m => m.Id, m => m.Name, ct);
+        return TypedResults.Text(RunCsv.Write(runs, models), "text/csv; charset=utf-8");
+    }
+
+    private const int ExportLimit = 100_000;
+
+    /// <summary>The team's runs with the list filters and sort: created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds, "-" for descending (default -created).</summary>
+    private static IQueryable<RunRecord> Filter(AppDbContext db, Guid team, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort)
+    {
+        var query = db.Runs.AsNoTracking().Where(r => r.TeamId == team);
+        if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st);
+        if (defense is not null) query = query.Where(r => r.Defense == defense.ToLower());
+        if (modelId is not null) query = query.Where(r => r.ModelId == modelId);
+        if (batchId is not null) query = query.Where(r => r.BatchId == batchId);
+        var descending = sort?.StartsWith('-') ?? true;
+        var key = sort?.TrimStart('-').ToLowerInvariant() ?? "created";
+        IOrderedQueryable<RunRecord> ordered = key switch
+        {
+            "status" => Order(query, r => r.Status, descending),
+            "defense" => Order(query, r => r.Defense, descending),
+            "beforeacc" => Order(query, r => r.BeforeAcc, descending),
+            "afteracc" => Order(query, r => r.AfterAcc, descending),
+            "beforeasr" => Order(query, r => r.BeforeAsr, descending),
+            "afterasr" => Order(query, r => r.AfterAsr, descending),
+            "afterra" => Order(query, r => r.AfterRa, descending),
+            "der" => Order(query, r => r.Der, descending),
+            "wallseconds" => Order(query, r => r.WallSeconds, descending),
+            _ => Order(query, r => r.CreatedAt, descending),
+        };
+        return key == "created" ? ordered : ordered.ThenByDescending(r => r.CreatedAt);
+    }
+
+    private static IOrderedQueryable<RunRecord> Order<TKey>(IQueryable<RunRecord> query, System.Linq.Expressions.Expression<Func<RunRecord, TKey>> key, bool descending) =>
+        descending ? query.OrderByDescending(key) : query.OrderBy(key);
 
     private static Task<RunRecord?> FindAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
     {

@@ -1,0 +1,66 @@
+using System.Text.Json;
+using WebDefense.Client.Api;
+using WebDefense.Client.Charts;
+
+namespace WebDefense.Client.Components;
+
+/// <summary>What the Compare page shows for a set of runs: overlaid trajectories, the parameter table and the ACC-vs-ASR scatter.</summary>
+public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<TrajectoryPoint> Points)> runs)
+{
+    public IReadOnlyList<(RunInfo Run, IReadOnlyList<TrajectoryPoint> Points)> Runs { get; } = runs;
+
+    public static string Label(RunInfo run) => $"{run.Defense} #{run.Id.ToString("N")[..6]} s{run.Seed}";
+
+    /// <summary>Each run's validation <paramref name="metric"/> (ACC, ASR or RA) along its chosen phase, one colour per run.</summary>
+    public IReadOnlyList<ChartSeries> Trajectories(string metric) =>
+        Runs.Select((r, i) =>
+        {
+            var phase = TrajectoryView.ChosenPhase(r.Points);
+            var series = phase is null ? null : TrajectoryView.Series(r.Points, phase).FirstOrDefault(s => s.Name == metric);
+            return series is null ? null : series with { Name = Label(r.Run), Color = ChartPalette.ForRun(i) };
+        }).OfType<ChartSeries>().ToList();
+
+    /// <summary>The seed papers' Fig. 1 view: test ACC (x) against ASR (y) after each defense, and the suspect models before.</summary>
+    public IReadOnlyList<ChartSeries> Scatter()
+    {
+        var series = Runs.Select((r, i) => r.Run.After is { Acc: { } acc, Asr: { } asr }
+                ? new ChartSeries(Label(r.Run), ChartPalette.ForRun(i), [new ChartPoint(acc * 100, asr * 100, $"{Label(r.Run)}: ACC {acc * 100:0.##}%, ASR {asr * 100:0.##}%")])
+                : null)
+            .OfType<ChartSeries>().ToList();
+        var before = Runs.Where(r => r.Run.Before is { Acc: not null, Asr: not null })
+            .Select(r => new ChartPoint(r.Run.Before.Acc!.Value * 100, r.Run.Before.Asr!.Value * 100, $"before {Label(r.Run)}"))
+            .DistinctBy(p => (p.X, p.Y)).ToList();
+        if (before.Count > 0) series.Add(new ChartSeries("before defense", "#9e9e9e", before));
+        return series;
+    }
+
+    /// <summary>Rows of the parameter table (runs as columns): defense, seed, each resolved parameter; Differs marks rows whose values are not all equal.</summary>
+    public IReadOnlyList<(string Name, string[] Values, bool Differs)> ParameterRows()
+    {
+        var maps = Runs.Select(r => Flatten(r.Run)).ToList();
+        var names = maps.SelectMany(m => m.Keys).Distinct().ToList();
+        return names.Select(n =>
+        {
+            var values = maps.Select(m => m.TryGetValue(n, out var v) ? v : "–").ToArray();
+            return (n, values, values.Distinct().Count() > 1);
+        }).ToList();
+    }
+
+    private static Dictionary<string, string> Flatten(RunInfo run)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["defense"] = run.Defense,
+            ["seed"] = run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["model"] = run.ModelId.ToString("N")[..8],
+            ["clean set"] = run.CleanDatasetId?.ToString("N")[..8] ?? "–",
+            ["trigger"] = run.Trigger ?? "–",
+        };
+        if ((run.ResolvedParameters ?? run.Parameters) is { ValueKind: JsonValueKind.Object } p)
+        {
+            foreach (var e in p.EnumerateObject()) map[e.Name] = Format.Json(e.Value);
+        }
+
+        return map;
+    }
+}

@@ -1,0 +1,44 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using WebDefense.Server.Auth;
+using WebDefense.Server.Data;
+using WebDefense.Server.Hosting;
+
+namespace WebDefense.Server.Features.Status;
+
+/// <summary>
+/// Queue and worker status. Counts over all teams are numbers only (no ids, no names); the team's own counts are
+/// separate. The estimated wait is the queue ahead divided among the workers, times the mean wall time of the last
+/// 20 finished runs.
+/// </summary>
+public sealed record QueueStatusResponse(
+    string Device, int Workers, bool EngineAvailable, int Queued, int Running, int TeamQueued, int TeamRunning, double? EstimatedWaitSeconds);
+
+public static class StatusApi
+{
+    public static IEndpointRouteBuilder MapStatusApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/status", GetAsync).WithTags("Status").RequireAuthorization()
+            .WithSummary("Queue and worker status: runs queued and running (all teams and yours), workers, device, estimated wait.");
+        return app;
+    }
+
+    private static async Task<Ok<QueueStatusResponse>> GetAsync(HttpContext http, AppDbContext db, IOptions<WebDefenseOptions> options, EngineStatus engine, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var active = await db.Runs.AsNoTracking()
+            .Where(r => r.Status == RunStatus.Queued || r.Status == RunStatus.Running)
+            .GroupBy(r => new { r.Status, Mine = r.TeamId == team })
+            .Select(g => new { g.Key.Status, g.Key.Mine, Count = g.Count() })
+            .ToListAsync(ct);
+        int Count(RunStatus s, bool? mine = null) => active.Where(a => a.Status == s && (mine is null || a.Mine == mine)).Sum(a => a.Count);
+
+        var recent = await db.Runs.AsNoTracking().Where(r => r.WallSeconds != null)
+            .OrderByDescending(r => r.CreatedAt).Take(20).Select(r => r.WallSeconds!.Value).ToListAsync(ct);
+        var workers = Math.Max(1, options.Value.WorkerCount);
+        double? wait = recent.Count == 0 ? null : recent.Average() * ((double)Count(RunStatus.Queued) / workers + (Count(RunStatus.Running) >= workers ? 0.5 : 0));
+        return TypedResults.Ok(new QueueStatusResponse(options.Value.Device, workers, engine.Available,
+            Count(RunStatus.Queued), Count(RunStatus.Running), Count(RunStatus.Queued, true), Count(RunStatus.Running, true), wait));
+    }
+}

@@ -1,0 +1,29 @@
+namespace WebDefense.Server.Hosting;
+
+/// <summary>
+/// Serves the dashboard (src/Client, Blazor WebAssembly): its static files, and index.html for every other path
+/// that is not the API, the job dashboard or the health probe, so deep links (/runs/{id}) load the app.
+/// </summary>
+public static class DashboardHosting
+{
+    /// <summary>
+    /// From a build output (dotnet run, tests) the app's files stay in the Client project and the NuGet cache, listed by
+    /// the static web assets manifest; ASP.NET reads it only in Development unless asked. A published app has them
+    /// under wwwroot/ and no manifest, and this does nothing.
+    /// </summary>
+    public static WebApplicationBuilder AddDashboard(this WebApplicationBuilder builder)
+    {
+        builder.WebHost.UseStaticWebAssets();
+        return builder;
+    }
+
+    public static WebApplication MapDashboard(this WebApplication app)
+    {
+        app.UseStaticFiles();      // wwwroot/ at the repository root (the dashboard's style sheet)
+        app.MapStaticAssets();     // the WebAssembly app and MudBlazor's files
+        app.MapFallbackToFile("index.html");
+        // Unknown API paths stay 404 ProblemDetails rather than the app's page.
+        app.MapFallback("/api/{**path}", () => Results.Problem("no such API endpoint", statusCode: StatusCodes.Status404NotFound));
+        return app;
+    }
+}
