@@ -49,7 +49,7 @@ public sealed record LinearScale(double Min, double Max, double PixelFrom, doubl
     }
 
     public static string Format(double value) =>
-        Math.Abs(value - Math.Round(value)) < 1e-9 ? Math.Round(value).ToString(CultureInfo.InvariantCulture) : value.ToString("0.##", CultureInfo.InvariantCulture);
+        Math.Abs(value) < 1e-9 ? "0" : Math.Abs(value - Math.Round(value)) < 1e-9 ? Math.Round(value).ToString(CultureInfo.InvariantCulture) : value.ToString("0.##", CultureInfo.InvariantCulture);
 }
 
 /// <summary>Colours that stay readable on light and dark backgrounds, one per series or run.</summary>

@@ -30,7 +30,7 @@ public static class Format
     public static string Json(JsonElement? value) => value is { } v ? v.ValueKind switch
     {
         JsonValueKind.String => v.GetString() ?? "",
-        JsonValueKind.Number => v.GetRawText(),
+        JsonValueKind.Number => v.TryGetInt64(out var i) ? i.ToString(CultureInfo.InvariantCulture) : v.GetDouble().ToString("0.####", CultureInfo.InvariantCulture),
         JsonValueKind.True => "true",
         JsonValueKind.False => "false",
         JsonValueKind.Null or JsonValueKind.Undefined => "–",

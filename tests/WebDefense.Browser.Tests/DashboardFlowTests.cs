@@ -1,0 +1,149 @@
+using Microsoft.Playwright;
+
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace WebDefense.Browser.Tests;
+
+/// <summary>
+/// The dashboard end to end, in a real browser against the real server: log in, upload the demo model and a clean
+/// set, design a trigger, start RNP, follow its live progress to 100%, read the result cards and the trajectory
+/// chart, download the purified model; then History, Compare and Admin. Screenshots of every page go to
+/// docs/screenshots/ (the README shows one).
+/// </summary>
+public sealed class DashboardFlowTests(ServerProcess server, BrowserSession browser) : IClassFixture<ServerProcess>, IClassFixture<BrowserSession>
+{
+    private static readonly string Screenshots = Path.Combine(ServerProcess.RepositoryRoot, "docs", "screenshots");
+
+    [Fact]
+    public async Task A_user_purifies_the_demo_model_from_upload_to_download()
+    {
+        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
+            AcceptDownloads = true,
+        });
+        context.SetDefaultTimeout(30_000);
+        Assertions.SetDefaultExpectTimeout(30_000); // the WebAssembly app starts in seconds, slower when the machine is busy
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+
+        // Log in: a wrong password is refused on the page, the right one lands on Home.
+        await page.GotoAsync("/");
+        await page.WaitForURLAsync("**/login**");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", "not-the-password");
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=login-error]")).ToContainTextAsync("wrong e-mail or password");
+        await Shot(page, "login");
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await Assertions.Expect(page.Locator("[data-testid=tile-Workers] .mud-typography-h5")).ToHaveTextAsync("1");
+
+        // New defense, step 1: upload the demo model and see what the server detected.
+        await page.ClickAsync("a[href='/new']");
+        await page.SetInputFilesAsync("[data-testid=model-upload] input[type=file]", Path.Combine(ServerProcess.RepositoryRoot, "demo", "fmnist-smallcnn-badnets.pt"));
+        await page.ClickAsync("[data-testid=upload-model]");
+        await Assertions.Expect(page.Locator("[data-testid=model-format]")).ToHaveTextAsync("PyTorchStateDict");
+        await Assertions.Expect(page.Locator("[data-testid=model-detected]")).ToContainTextAsync("24,058");
+        await Shot(page, "new-model");
+        await page.ClickAsync("button:has-text('Next')");
+
+        // Step 2: upload a clean set (chosen automatically), keep the seeded test sets, design a trigger and preview it.
+        var clean = FashionMnistSample.WriteCleanSet(server.DataDirectory, perClass: 20);
+        await page.SetInputFilesAsync("[data-testid=dataset-upload-clean] input[type=file]", clean);
+        await Assertions.Expect(page.Locator("[data-testid=dataset-clean]")).ToContainTextAsync("200 images");
+        await page.ClickAsync("[data-testid=use-trigger]");
+        var preview = page.Locator("[data-testid=trigger-preview]");
+        await Assertions.Expect(preview).ToBeVisibleAsync();
+        await page.WaitForFunctionAsync("img => img.complete && img.naturalWidth > 0", await preview.ElementHandleAsync());
+        Assert.Equal(28 * 6, await preview.EvaluateAsync<int>("img => img.naturalWidth"));
+        await Shot(page, "new-data");
+        await page.ClickAsync("button:has-text('Next')");
+
+        // Step 3: RNP with a parameter form generated from its schema; out-of-range values are marked next to the field.
+        await page.ClickAsync("[data-testid=defense-select]");
+        await page.ClickAsync(".mud-popover-open .mud-list-item:has-text('RNP')");
+        await Assertions.Expect(page.Locator("[data-testid=defense-description]")).ToContainTextAsync("unlearn", new() { IgnoreCase = true });
+        await page.FillAsync("[data-param=unlearning_epochs] input", "0");
+        await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).ToContainTextAsync("must be at least");
+        await page.FillAsync("[data-param=unlearning_epochs] input", "2");
+        await page.FillAsync("[data-param=recovering_epochs] input", "2");
+        await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).Not.ToContainTextAsync("must be at least");
+        await Shot(page, "new-defense");
+        await page.ClickAsync("button:has-text('Next')");
+
+        // Step 4: start; the run page follows the live events until the run is done.
+        await Assertions.Expect(page.Locator("[data-testid=review]")).ToContainTextAsync("unlearning_epochs");
+        await page.ClickAsync("[data-testid=start-run]");
+        await page.WaitForURLAsync("**/runs/**");
+        var runId = Guid.Parse(page.Url.Split('/')[^1]);
+        await Assertions.Expect(page.Locator("[data-testid=steps]")).ToContainTextAsync("recover masks");
+        await Assertions.Expect(page.Locator("[data-testid=progress]")).ToHaveAttributeAsync("data-progress", "100", new() { Timeout = 300_000 });
+        await Assertions.Expect(page.Locator("[data-testid=status]")).ToHaveTextAsync("Succeeded", new() { Timeout = 60_000 });
+
+        // Result cards (the demo model is 87.04% / 99.58% before), the chart with its chosen point, RNP's detection.
+        await Assertions.Expect(page.Locator("[data-testid=card-ACC] [data-testid=before]")).ToHaveTextAsync("87.04%");
+        await Assertions.Expect(page.Locator("[data-testid=card-ASR] [data-testid=before]")).ToHaveTextAsync("99.58%");
+        await Assertions.Expect(page.Locator("[data-testid=card-ASR] [data-testid=after]")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d\d%$"));
+        var chart = page.Locator("[data-testid=trajectory-chart]");
+        await Assertions.Expect(chart.Locator("polyline").First).ToBeVisibleAsync();
+        await Assertions.Expect(chart.Locator("g.marker")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("[data-testid=chosen-rule]")).ToContainTextAsync("validation ACC");
+        await Assertions.Expect(page.Locator("[data-testid=detected-label]")).ToContainTextAsync("predicts class");
+        await Shot(page, "run");
+
+        // Download the purified model: the same bytes the API serves.
+        var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("[data-testid=download-model]"));
+        var saved = Path.Combine(server.DataDirectory, "downloaded.pt");
+        await download.SaveAsAsync(saved);
+        using var api = server.ApiClient();
+        Assert.Equal(await api.GetByteArrayAsync($"api/runs/{runId}/artifacts/model"), await File.ReadAllBytesAsync(saved));
+        Assert.True(new FileInfo(saved).Length > 50_000);
+
+        // History: the run is listed with its before → after columns; select it and compare.
+        await page.ClickAsync("a[href='/history']");
+        var row = page.Locator("[data-testid=history-grid] tbody tr", new() { HasText = "rnp" }).First;
+        await Assertions.Expect(row).ToContainTextAsync("87.04% →");
+        await Shot(page, "history");
+        await row.Locator("input[type=checkbox]").CheckAsync();
+        await page.ClickAsync("[data-testid=compare-selected]");
+        await page.WaitForURLAsync("**/compare?ids=**");
+        await Assertions.Expect(page.Locator("[data-testid=compare-scatter] circle")).ToHaveCountAsync(2); // after, and the model before
+        await Assertions.Expect(page.Locator("[data-testid=compare-table]")).ToContainTextAsync("recovering_epochs");
+        await Shot(page, "compare");
+
+        // Home lists it; Admin shows the users and keys.
+        await page.ClickAsync("a[href='/']");
+        await Assertions.Expect(page.Locator("[data-testid=recent-runs]")).ToContainTextAsync("rnp");
+        await Shot(page, "home");
+        await page.ClickAsync("a[href='/admin']");
+        await Assertions.Expect(page.Locator("[data-testid=users]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await Shot(page, "admin");
+
+        // Tablet width: no page scrolls sideways.
+        await page.SetViewportSizeAsync(820, 1180);
+        foreach (var path in new[] { "/", "new", $"runs/{runId}", "history", $"compare?ids={runId}", "admin" })
+        {
+            await page.GotoAsync(path);
+            await page.WaitForSelectorAsync("[data-testid=whoami]", new() { State = WaitForSelectorState.Attached });
+            await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+            var overflow = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
+            Assert.True(overflow <= 1, $"{path} is {overflow}px wider than a tablet");
+        }
+
+        await page.GotoAsync($"runs/{runId}");
+        await Assertions.Expect(page.Locator("[data-testid=status]")).ToHaveTextAsync("Succeeded");
+        await Shot(page, "run-tablet");
+        Assert.Empty(errors);
+    }
+
+    private static async Task Shot(IPage page, string name)
+    {
+        Directory.CreateDirectory(Screenshots);
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, name + ".png"), FullPage = true });
+    }
+}

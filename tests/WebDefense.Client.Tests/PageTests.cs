@@ -1,0 +1,92 @@
+using System.Net;
+using MudBlazor;
+using WebDefense.Client.Api;
+using WebDefense.Client.Pages;
+
+namespace WebDefense.Client.Tests;
+
+public sealed class PageTests : DashboardTest
+{
+    private void ServeRun(string runFixture, string trajectoryFixture)
+    {
+        var run = Fixtures.Read<RunInfo>(runFixture);
+        Api.Json("GET", $"/api/runs/{run.Id}", Fixtures.Text(runFixture))
+            .Json("GET", $"/api/runs/{run.Id}/trajectory", Fixtures.Text(trajectoryFixture))
+            .Json("GET", $"/api/runs/{run.Id}/artifacts/log", "2026-11-23T16:00:32Z worker process started\n", type: "text/plain")
+            .Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", Fixtures.Text("models.json"));
+    }
+
+    [Fact]
+    public void A_finished_run_shows_cards_steps_chart_detection_and_downloads()
+    {
+        ServeRun("rnp-run.json", "rnp-trajectory.json");
+        var run = Fixtures.RnpRun;
+        var page = Render<RunDetail>(p => p.Add(c => c.Id, run.Id));
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=metric-cards]")));
+
+        Assert.Equal("87.04%", page.Find("[data-testid=card-ACC] [data-testid=before]").TextContent);
+        Assert.Equal("99.58%", page.Find("[data-testid=card-ASR] [data-testid=before]").TextContent);
+        Assert.Equal("0.500", page.Find("[data-testid=card-DER] .mud-typography-h5").TextContent);
+        // Every step of RNP is done.
+        var steps = page.FindAll("[data-testid=steps] .mud-list-item");
+        Assert.Equal(Fixtures.Defense("rnp").Steps.Length, steps.Count);
+        Assert.Contains("predicts class 0 for 13.78%", page.Find("[data-testid=detected-label]").TextContent);
+        Assert.Single(page.FindAll("[data-testid=trajectory-chart] g.marker"));
+        Assert.Equal($"api/runs/{run.Id}/artifacts/model", page.Find("[data-testid=download-model]").GetAttribute("href"));
+        Assert.Contains("worker process started", page.Find("[data-testid=log]").TextContent);
+        Assert.Contains("unlearning_epochs", page.Find("[data-testid=parameters]").TextContent);
+        // Finished: no live stream was opened and there is nothing to cancel.
+        Assert.DoesNotContain(Api.Requests, r => r.Path.EndsWith("/events", StringComparison.Ordinal));
+        Assert.Empty(page.FindAll("[data-testid=cancel]"));
+    }
+
+    [Fact]
+    public void A_data_free_run_has_no_detection_and_its_deltas_say_which_way_is_better()
+    {
+        ServeRun("clp-run.json", "clp-trajectory.json");
+        var run = Fixtures.Read<RunInfo>("clp-run.json");
+        var page = Render<RunDetail>(p => p.Add(c => c.Id, run.Id));
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=metric-cards]")));
+
+        Assert.Empty(page.FindAll("[data-testid=detected-label]"));
+        var asr = page.Find("[data-testid=card-ASR] [data-testid=delta]");
+        Assert.Equal("−99.58 pp", asr.TextContent.Trim());
+        Assert.Contains("mud-chip-color-success", asr.ClassName);   // ASR went down: good
+        var acc = page.Find("[data-testid=card-ACC] [data-testid=delta]");
+        Assert.Equal("−11.28 pp", acc.TextContent.Trim());
+        Assert.Contains("mud-chip-color-error", acc.ClassName);     // ACC went down: bad
+    }
+
+    [Fact]
+    public void A_refused_start_puts_each_error_next_to_its_field()
+    {
+        Render<MudPopoverProvider>();
+        Api.Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", Fixtures.Text("models.json"))
+            .Json("GET", "/api/datasets", Fixtures.Text("datasets.json"))
+            .Json("GET", "/api/models/architectures", """[{"name":"smallcnn","description":"small"}]""")
+            .Json("POST", "/api/runs", Fixtures.Text("validation-problem.json"), HttpStatusCode.BadRequest, "application/problem+json");
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=stepper]")));
+
+        foreach (var step in new[] { "Data", "Defense", "Start" })
+        {
+            page.FindAll("button").First(b => b.TextContent.Contains("Next", StringComparison.Ordinal)).Click();
+            page.WaitForAssertion(() => Assert.Contains(step, page.Find(".mud-step.active").TextContent));
+        }
+
+        page.Find("[data-testid=start-run]").Click();
+
+        // The request carried the form's choices: the newest model and the seeded sets.
+        var post = Assert.Single(Api.Requests, r => r.Method == HttpMethod.Post);
+        var body = System.Text.Json.JsonDocument.Parse(post.Body!).RootElement;
+        Assert.Equal("grad-prune", body.GetProperty("defense").GetString());
+        Assert.Equal(Fixtures.Read<ModelInfo[]>("models.json")[0].Id, body.GetProperty("modelId").GetGuid());
+
+        // The answer names data fields, so the page goes back to the Data step and shows them there.
+        page.WaitForAssertion(() => Assert.Contains("required to measure the attack success rate", page.Find("[data-testid=target-label]").TextContent));
+        Assert.Contains("grad-prune needs backdoor samples", page.Find("[data-testid=backdoor-samples-error]").TextContent);
+        Assert.Contains("One or more validation errors occurred.", page.Find("[data-testid=start-error]").TextContent);
+    }
+}
