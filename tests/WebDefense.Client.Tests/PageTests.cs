@@ -89,4 +89,23 @@ public sealed class PageTests : DashboardTest
         Assert.Contains("grad-prune needs backdoor samples", page.Find("[data-testid=backdoor-samples-error]").TextContent);
         Assert.Contains("One or more validation errors occurred.", page.Find("[data-testid=start-error]").TextContent);
     }
+
+    [Fact]
+    public void The_history_grid_pages_and_sorts_on_the_server()
+    {
+        Render<MudPopoverProvider>();
+        var page1 = $$"""{"items":[{{Fixtures.Text("rnp-run.json")}}],"total":41,"page":1,"pageSize":20}""";
+        Api.Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", Fixtures.Text("models.json"))
+            .Json("GET", "/api/runs", page1);
+        var page = Render<History>();
+        page.WaitForAssertion(() => Assert.Contains("87.04% → 87.04%", page.Find("[data-testid=history-grid] tbody").TextContent));
+        Assert.Contains(Api.Requests, r => r.Path == "/api/runs");
+
+        // Sorting by ASR asks the server (sort=afterAsr), it does not sort the one page it has.
+        var header = page.FindAll("th").First(th => th.TextContent.Contains("ASR before", StringComparison.Ordinal));
+        header.QuerySelector(".sortable-column-header")!.Click();
+        page.WaitForAssertion(() => Assert.True(Api.Queries.Any(q => q.Contains("sort=afterAsr", StringComparison.Ordinal) || q.Contains("sort=-afterAsr", StringComparison.Ordinal)), string.Join(" | ", Api.Queries)));
+        Assert.Contains("1-20 of 41", page.Markup.Replace("–", "-", StringComparison.Ordinal));
+    }
 }

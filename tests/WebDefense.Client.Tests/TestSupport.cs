@@ -29,6 +29,8 @@ public sealed class FakeApi : HttpMessageHandler
 
     public List<(HttpMethod Method, string Path, string? Body)> Requests { get; } = [];
 
+    public List<string> Queries { get; } = [];
+
     public FakeApi On(string method, string path, Func<HttpRequestMessage, HttpResponseMessage> answer)
     {
         _routes[$"{method} {path}"] = answer;
@@ -43,6 +45,7 @@ public sealed class FakeApi : HttpMessageHandler
         var body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
         var path = request.RequestUri!.AbsolutePath;
         Requests.Add((request.Method, path, body));
+        Queries.Add(request.RequestUri.Query);
         return _routes.TryGetValue($"{request.Method} {path}", out var answer)
             ? answer(request)
             : new HttpResponseMessage(HttpStatusCode.NotFound) { Content = new StringContent("{\"title\":\"Not Found\",\"status\":404}", Encoding.UTF8, "application/problem+json") };

@@ -48,6 +48,29 @@ public sealed class ServiceTests
 
         Assert.StartsWith("event: snapshot", await client.GetStringAsync($"/api/runs/{runId}/events"));
 
+        // What the dashboard reads: queue status, architectures, sample previews with a trigger, sorted lists, CSV.
+        var status = JsonDocument.Parse(await client.GetStringAsync("/api/status")).RootElement;
+        Assert.Equal(1, status.GetProperty("workers").GetInt32());
+        Assert.Equal(0, status.GetProperty("running").GetInt32());
+        Assert.True(status.GetProperty("estimatedWaitSeconds").ValueKind == JsonValueKind.Number);
+        Assert.Contains("smallcnn", await client.GetStringAsync("/api/models/architectures"));
+        var clean = await client.GetByteArrayAsync($"/api/datasets/{ids.Clean}/samples/3.png?scale=2");
+        var trigger = Uri.EscapeDataString("""{"type":"patch","size":3}""");
+        var triggered = await client.GetByteArrayAsync($"/api/datasets/{ids.Clean}/samples/3.png?scale=2&trigger={trigger}");
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, triggered[..4]);
+        Assert.NotEqual(clean, triggered);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync($"/api/datasets/{ids.Clean}/samples/100000.png")).StatusCode);
+        var badTrigger = await client.GetAsync($"/api/datasets/{ids.Clean}/samples/0.png?trigger={Uri.EscapeDataString("""{"type":"patch","size":99}""")}");
+        Assert.Equal(HttpStatusCode.BadRequest, badTrigger.StatusCode);
+        Assert.Contains("trigger", await badTrigger.Content.ReadAsStringAsync());
+        var sorted = JsonDocument.Parse(await client.GetStringAsync("/api/runs?sort=-afterAsr&pageSize=5")).RootElement;
+        Assert.Equal(runId, sorted.GetProperty("items")[0].GetProperty("id").GetGuid());
+        var csv = (await client.GetStringAsync("/api/runs/export.csv?defense=rnp")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("id,batch_id,status,defense,model_id,model_name", csv[0]);
+        Assert.Equal(2, csv.Length);
+        Assert.StartsWith($"{runId},,Succeeded,rnp,{ids.Model},suspect.pt,", csv[1]);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/no-such-endpoint")).StatusCode);
+
         // Another team: every id of the first team answers 404.
         var team = JsonDocument.Parse(await (await client.PostAsJsonAsync("/api/admin/teams", new { name = "red" })).Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
         var userResponse = await client.PostAsJsonAsync("/api/admin/users", new { email = "eve@red.test", password = "Eve-pass-123!", teamId = team });
@@ -59,7 +82,7 @@ public sealed class ServiceTests
         {
             $"/api/models/{ids.Model}", $"/api/datasets/{ids.Clean}", $"/api/runs/{runId}", $"/api/runs/{runId}/trajectory", $"/api/runs/{runId}/events",
             $"/api/runs/{runId}/artifacts/model", $"/api/runs/{runId}/artifacts/metrics.json", $"/api/runs/{runId}/artifacts/metrics.csv",
-            $"/api/runs/{runId}/artifacts/log", $"/api/runs/{runId}/artifacts.zip",
+            $"/api/runs/{runId}/artifacts/log", $"/api/runs/{runId}/artifacts.zip", $"/api/datasets/{ids.Clean}/samples/0.png",
         })
         {
             Assert.True((await eve.GetAsync(url)).StatusCode == HttpStatusCode.NotFound, url);
@@ -73,6 +96,8 @@ public sealed class ServiceTests
         var start = await eve.PostAsJsonAsync("/api/runs", Api.RnpRun(ids));
         Assert.Equal(HttpStatusCode.BadRequest, start.StatusCode);
         Assert.Equal(0, JsonDocument.Parse(await eve.GetStringAsync("/api/runs")).RootElement.GetProperty("total").GetInt32());
+        Assert.Single((await eve.GetStringAsync("/api/runs/export.csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(0, JsonDocument.Parse(await eve.GetStringAsync("/api/status")).RootElement.GetProperty("teamQueued").GetInt32());
         Assert.Empty(JsonDocument.Parse(await eve.GetStringAsync("/api/models")).RootElement.EnumerateArray());
 
         // Still used by a run: 409.
