@@ -140,6 +140,28 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         Assert.Empty(errors);
     }
 
+    [Fact]
+    public async Task The_theme_follows_the_systems_light_or_dark_preference()
+    {
+        async Task<string> BackgroundAsync(ColorScheme scheme)
+        {
+            await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = server.BaseAddress.ToString(), ColorScheme = scheme });
+            var page = await context.NewPageAsync();
+            await page.GotoAsync("login");
+            await Assertions.Expect(page.Locator("#login")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            await page.WaitForFunctionAsync("() => getComputedStyle(document.body).backgroundColor !== 'rgba(0, 0, 0, 0)'");
+            await page.WaitForTimeoutAsync(500); // the theme switches after the first render, once the preference is read
+            if (scheme == ColorScheme.Dark) await Shot(page, "login-dark");
+            return await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor");
+        }
+
+        var light = await BackgroundAsync(ColorScheme.Light);
+        var dark = await BackgroundAsync(ColorScheme.Dark);
+        Assert.Equal("rgb(255, 255, 255)", light);
+        var channels = dark.TrimStart("rgb(".ToCharArray()).TrimEnd(')').Split(',').Select(c => int.Parse(c.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.True(channels.All(c => c < 80), $"dark background expected, got {dark}");
+    }
+
     private static async Task Shot(IPage page, string name)
     {
         Directory.CreateDirectory(Screenshots);
