@@ -18,7 +18,7 @@ namespace WebDefense.Server.Hosting;
 /// forgets its jobs). The PostgreSQL queue keeps its jobs, and a dead worker's job comes back by itself.
 /// </summary>
 public sealed class StartupTasks(
-    IServiceScopeFactory scopes, IOptions<WebDefenseOptions> options, EngineStatus engine, RunQueue queue, RunDevice device, ILogger<StartupTasks> log) : IHostedService
+    IServiceScopeFactory scopes, IOptions<WebDefenseOptions> options, EngineStatus engine, RunDevice device, ILogger<StartupTasks> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken ct)
     {
@@ -36,7 +36,7 @@ public sealed class StartupTasks(
             if (team is not null && o.Bootstrap.SeedDemo) await SeedDemoAsync(scope.ServiceProvider, db, team.Value);
         }
 
-        if (o.Storage == StorageKind.Sqlite) await RequeueAsync(db, ct);
+        if (o.Storage == StorageKind.Sqlite) await RequeueAsync(db, scope.ServiceProvider.GetRequiredService<RunQueue>(), ct);
     }
 
     public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
@@ -133,7 +133,7 @@ public sealed class StartupTasks(
         log.LogInformation("Demo seeded: trigger {Trigger}, target label {Target}", DemoData.TriggerJson, DemoData.TargetLabel);
     }
 
-    private async Task RequeueAsync(AppDbContext db, CancellationToken ct)
+    private async Task RequeueAsync(AppDbContext db, RunQueue queue, CancellationToken ct)
     {
         // Nothing executes yet in this process: a Running run was interrupted by the last shutdown.
         await db.Runs.Where(r => r.Status == RunStatus.Running)

@@ -75,10 +75,10 @@ public sealed class RunClaims(IServiceScopeFactory scopes, IOptions<WebDefenseOp
 
         var mine = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => new { r.Attempt, r.Worker }).FirstAsync(ct);
         if (mine.Worker != worker) return null;
+        // Points of an interrupted earlier attempt are not part of this run's trajectory.
+        await db.TrajectoryPoints.Where(p => p.RunId == runId && p.Attempt < mine.Attempt).ExecuteDeleteAsync(ct);
         if (mine.Attempt > 1)
         {
-            // A takeover: the previous attempt's points are not part of this run's trajectory any more.
-            await db.TrajectoryPoints.Where(p => p.RunId == runId && p.Attempt < mine.Attempt).ExecuteDeleteAsync(ct);
             var reason = previous?.Status == RunStatus.Running
                 ? $"worker {previous.Worker} stopped renewing its claim"
                 : "it was queued again";

@@ -236,10 +236,18 @@ public sealed class RunJob(
         }
 
         var logPath = Path.Combine(output, "log.txt");
+        static string Line(RunLogRecord l) => $"{l.At.ToString("O", CultureInfo.InvariantCulture)} {l.Message}";
         if (!File.Exists(logPath))
         {
             var lines = await db.RunLogs.AsNoTracking().Where(l => l.RunId == run.Id).OrderBy(l => l.Id).ToListAsync();
-            await File.WriteAllLinesAsync(logPath, lines.Select(l => $"{l.At.ToString("O", CultureInfo.InvariantCulture)} {l.Message}"), Encoding.UTF8);
+            await File.WriteAllLinesAsync(logPath, lines.Select(Line), Encoding.UTF8);
+        }
+        else if (run.Attempt > 1)
+        {
+            // The worker's log covers this attempt; the history before it (interrupted attempts, the takeover) goes first.
+            var claimedAt = run.StartedAt;
+            var earlier = await db.RunLogs.AsNoTracking().Where(l => l.RunId == run.Id && l.At <= claimedAt).OrderBy(l => l.Id).ToListAsync();
+            await File.WriteAllTextAsync(logPath, string.Concat(earlier.Select(l => Line(l) + "\n")) + await File.ReadAllTextAsync(logPath), new UTF8Encoding(false));
         }
 
         files.Add(("log", "log.txt", logPath));
