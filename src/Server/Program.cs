@@ -12,6 +12,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
 });
 builder.AddWebDefenseOptions();
+if (builder.IsWorkerRole()) return WorkerHost.Run(builder);
 builder.AddEngineServices();
 builder.AddDataServices();
 builder.AddAuthServices();

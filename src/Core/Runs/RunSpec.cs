@@ -54,6 +54,7 @@ public sealed record RunSpec
     public int? TargetLabel { get; init; }
     public required string OutputDirectory { get; init; }
     public int Threads { get; init; } = 1;
+    /// <summary>The device setting: auto, cpu, cuda or cuda:N (see ComputeDevice).</summary>
     public string Device { get; init; } = "cpu";
 
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web)

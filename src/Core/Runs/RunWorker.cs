@@ -66,6 +66,7 @@ public static class RunWorker
         Directory.CreateDirectory(spec.OutputDirectory);
         log.Log($"worker process {Environment.ProcessId} started: run {spec.RunId}, defense {spec.Defense}, seed {spec.Seed}, {spec.Threads} thread(s)");
 
+        var device = ComputeDeviceOf(spec.Device, log);
         var defense = DefenseCatalog.Get(spec.Defense);
         var input = CreateInput(spec.Model);
         var declaration = new ModelDeclaration(spec.Model.Architecture, spec.Model.NumClasses, input);
@@ -175,7 +176,7 @@ public static class RunWorker
             WriteModel(result.Purified, loaded.Format, spec.OutputDirectory, modelFile);
             total.Stop();
             var completed = new CompletedEvent(result.Before, result.After, result.Der, result.Chosen, result.Parameters, result.Findings,
-                total.Elapsed.TotalSeconds, spec.Device, modelFile);
+                total.Elapsed.TotalSeconds, device, modelFile);
 
             var metrics = new Dictionary<string, object?>
             {
@@ -190,7 +191,7 @@ public static class RunWorker
                 ["chosen"] = result.Chosen,
                 ["resolvedParameters"] = result.Parameters,
                 ["findings"] = result.Findings,
-                ["device"] = spec.Device,
+                ["device"] = device,
                 ["modelFile"] = modelFile,
                 ["timings"] = new Dictionary<string, double>
                 {
@@ -215,6 +216,23 @@ public static class RunWorker
                 d.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// The device the run computes on, which is what it records. The setting is resolved here (auto, cuda:N checked
+    /// against what libtorch sees). The defenses compute on the CPU whatever DefenseContext.Device says (they do not
+    /// move models or batches yet), so this worker passes them no device and a CUDA setting is logged, not recorded.
+    /// </summary>
+    private static string ComputeDeviceOf(string setting, RunLog log)
+    {
+        var info = TorchRuntime.EnsureAvailable();
+        var resolved = ComputeDevice.Resolve(setting, info.CudaAvailable, info.CudaDeviceCount);
+        if (resolved != ComputeDevice.Cpu)
+        {
+            log.Log($"device: '{setting}' resolves to {resolved}, but the defenses compute on the CPU in this version; the run records cpu (docs/gpu.md)");
+        }
+
+        return ComputeDevice.Cpu;
     }
 
     private static readonly JsonSerializerOptions ArtifactJson = new(RunEventJson.Options) { WriteIndented = true };

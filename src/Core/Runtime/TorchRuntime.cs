@@ -4,7 +4,7 @@ using TorchSharp;
 namespace WebDefense.Core.Runtime;
 
 /// <summary>What the start-up probe found about the native torch backend.</summary>
-public sealed record TorchRuntimeInfo(string NativeLibrary, bool CudaAvailable, int Threads);
+public sealed record TorchRuntimeInfo(string NativeLibrary, bool CudaAvailable, int Threads, int CudaDeviceCount);
 
 /// <summary>The native backend could not be loaded; the message names the cause and the fix.</summary>
 public sealed class TorchRuntimeUnavailableException(string message, Exception? inner = null)
@@ -62,7 +62,8 @@ public static class TorchRuntime
             torch.InitializeDeviceType(DeviceType.CPU);
             using var probe = torch.ones(2, 2);
             _ = probe.sum().item<float>();
-            return new TorchRuntimeInfo(library, torch.cuda.is_available(), torch.get_num_threads());
+            var cuda = torch.cuda.is_available();
+            return new TorchRuntimeInfo(library, cuda, torch.get_num_threads(), cuda ? torch.cuda.device_count() : 0);
         }
         catch (Exception ex) when (ex is TypeInitializationException or NotSupportedException or InvalidOperationException or DllNotFoundException)
         {

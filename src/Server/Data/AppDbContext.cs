@@ -4,7 +4,11 @@ using Microsoft.EntityFrameworkCore;
 
 namespace WebDefense.Server.Data;
 
-public sealed class AppDbContext(DbContextOptions<AppDbContext> options)
+/// <summary>
+/// The application database. One subclass per provider (<see cref="SqliteAppDbContext"/>,
+/// <see cref="PostgresAppDbContext"/>), each with its own migrations (docs/decisions/0004).
+/// </summary>
+public abstract class AppDbContext(DbContextOptions options)
     : IdentityDbContext<User, IdentityRole<Guid>, Guid>(options)
 {
     public DbSet<Team> Teams => Set<Team>();
@@ -25,13 +29,24 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options)
         builder.Entity<ApiKey>().HasOne(k => k.User).WithMany().HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);
         builder.Entity<ModelRecord>().HasIndex(m => m.TeamId);
         builder.Entity<DatasetRecord>().HasIndex(d => d.TeamId);
-        builder.Entity<RunRecord>().Property(r => r.Status).HasConversion<string>();
+        // Recording a run's outcome checks that it is still the same attempt, still Running (RunJob.FinishAsync).
+        builder.Entity<RunRecord>().Property(r => r.Status).HasConversion<string>().IsConcurrencyToken();
+        builder.Entity<RunRecord>().Property(r => r.Attempt).IsConcurrencyToken();
         builder.Entity<RunRecord>().HasIndex(r => new { r.TeamId, r.CreatedAt });
         builder.Entity<RunRecord>().HasIndex(r => r.Status);
         builder.Entity<RunRecord>().HasIndex(r => r.BatchId);
-        builder.Entity<TrajectoryPointRecord>().HasIndex(p => new { p.RunId, p.Index });
+        builder.Entity<TrajectoryPointRecord>().HasIndex(p => new { p.RunId, p.Attempt, p.Index });
         builder.Entity<RunLogRecord>().HasIndex(l => l.RunId);
         builder.Entity<RunArtifactRecord>().HasIndex(a => new { a.RunId, a.Kind });
+    }
+}
+
+/// <summary>One machine: a SQLite file in the data directory. Migrations in Data/Migrations/Sqlite.</summary>
+public sealed class SqliteAppDbContext(DbContextOptions<SqliteAppDbContext> options) : AppDbContext(options)
+{
+    protected override void OnModelCreating(ModelBuilder builder)
+    {
+        base.OnModelCreating(builder);
         // SQLite cannot order by DateTimeOffset; store them as UTC ticks.
         foreach (var entity in builder.Model.GetEntityTypes())
         {
@@ -42,3 +57,6 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options)
         }
     }
 }
+
+/// <summary>Several hosts: PostgreSQL (timestamps as timestamptz). Migrations in Data/Migrations/Postgres.</summary>
+public sealed class PostgresAppDbContext(DbContextOptions<PostgresAppDbContext> options) : AppDbContext(options);

@@ -27,9 +27,15 @@ public sealed class ArtifactStore(IOptions<WebDefenseOptions> options)
         if (File.Exists(target))
         {
             if (move) File.Delete(path);
+            return storedName;
         }
-        else if (move) File.Move(path, target);
-        else File.Copy(path, target);
+
+        // Several processes may store the same content at once (a shared artifacts folder): write a private copy,
+        // then rename it into place; the name is the content's hash, so whichever rename lands last is the same file.
+        var temp = Path.Combine(_root, $".{storedName}.{Guid.NewGuid():N}.tmp");
+        if (move) File.Move(path, temp);
+        else File.Copy(path, temp);
+        File.Move(temp, target, overwrite: true);
         return storedName;
     }
 

@@ -6,15 +6,32 @@ namespace WebDefense.Server.Data;
 
 public static class DataServices
 {
+    /// <summary><c>ConnectionStrings:WebDefense</c>: the PostgreSQL database (application tables; the job queue in schema hangfire).</summary>
+    public const string ConnectionStringName = "WebDefense";
+
+    /// <summary>
+    /// The application database (SQLite file or PostgreSQL, by <c>WebDefense:Storage</c>), the artifact store, and the
+    /// start-up tasks (migrations first, so they run before the job server starts).
+    /// </summary>
     public static WebApplicationBuilder AddDataServices(this WebApplicationBuilder builder)
     {
-        builder.Services.AddDbContext<AppDbContext>((sp, db) =>
+        builder.Services.AddDbContext<SqliteAppDbContext>((sp, db) =>
         {
             var options = sp.GetRequiredService<IOptions<WebDefenseOptions>>().Value;
             Directory.CreateDirectory(options.DataPath);
             db.UseSqlite($"Data Source={Path.Combine(options.DataPath, "webdefense.db")};Default Timeout=30");
         });
+        builder.Services.AddDbContext<PostgresAppDbContext>((sp, db) => db.UseNpgsql(ConnectionString(sp.GetRequiredService<IConfiguration>())));
+        builder.Services.AddScoped<AppDbContext>(sp => sp.GetRequiredService<IOptions<WebDefenseOptions>>().Value.Storage == StorageKind.Postgres
+            ? sp.GetRequiredService<PostgresAppDbContext>()
+            : sp.GetRequiredService<SqliteAppDbContext>());
         builder.Services.AddSingleton<ArtifactStore>();
+        builder.Services.AddHostedService<StartupTasks>();
         return builder;
     }
+
+    public static string ConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString(ConnectionStringName) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException($"ConnectionStrings:{ConnectionStringName} is not set");
 }

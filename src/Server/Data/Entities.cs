@@ -103,8 +103,15 @@ public sealed class RunRecord
     public double? Der { get; set; }
     public string? ChosenPoint { get; set; }
     public string? ChosenRule { get; set; }
+    /// <summary>The device the run computed on (cpu, cuda:N), as the worker reported it.</summary>
     public string? Device { get; set; }
     public double? WallSeconds { get; set; }
+    /// <summary>How often a worker claimed the run: 1, or more when a worker died and another took the run over.</summary>
+    public int Attempt { get; set; }
+    /// <summary>The worker process of the latest attempt (host:pid).</summary>
+    public string? Worker { get; set; }
+    /// <summary>While Running: the claim of <see cref="Worker"/> holds until then unless renewed.</summary>
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
     public string? Error { get; set; }
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
     public DateTimeOffset? StartedAt { get; set; }
@@ -117,6 +124,8 @@ public sealed class TrajectoryPointRecord
 {
     public long Id { get; set; }
     public Guid RunId { get; set; }
+    /// <summary>The run's attempt that reported the point; only the latest attempt's points are the trajectory.</summary>
+    public int Attempt { get; set; }
     public int Index { get; set; }
     /// <summary>The point as the engine reported it (JSON).</summary>
     public required string Json { get; set; }

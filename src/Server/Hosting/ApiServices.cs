@@ -10,12 +10,11 @@ namespace WebDefense.Server.Hosting;
 
 public static class ApiServices
 {
-    /// <summary>ProblemDetails errors, the OpenAPI document and the start-up tasks.</summary>
+    /// <summary>ProblemDetails errors and the OpenAPI document.</summary>
     public static WebApplicationBuilder AddApiServices(this WebApplicationBuilder builder)
     {
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();
-        builder.Services.AddHostedService<StartupTasks>();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         return builder;
     }

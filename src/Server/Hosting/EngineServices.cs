@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Options;
 using WebDefense.Core.Runtime;
+using WebDefense.Server.Jobs;
 
 namespace WebDefense.Server.Hosting;
 
@@ -27,10 +29,14 @@ public static class EngineServices
 
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health", (EngineStatus engine, ILogger<EngineStatus> log) =>
+        app.MapGet("/health", (EngineStatus engine, IOptions<WebDefenseOptions> options, RunDevice device, ILogger<EngineStatus> log) =>
         {
             if (!engine.Available) log.LogError("Tensor engine unavailable: {Detail}", engine.Detail);
-            var body = new { status = engine.Available ? "ready" : "degraded", engine = engine.Detail, cuda = engine.Info?.CudaAvailable ?? false };
+            var body = new
+            {
+                status = engine.Available ? "ready" : "degraded", engine = engine.Detail, cuda = engine.Info?.CudaAvailable ?? false,
+                role = options.Value.Role.ToString().ToLowerInvariant(), device = device.Resolved, queue = device.Queue,
+            };
             return engine.Available ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
         })
         .WithName("Health")

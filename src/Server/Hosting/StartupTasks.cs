@@ -12,23 +12,31 @@ using WebDefense.Server.Jobs;
 namespace WebDefense.Server.Hosting;
 
 /// <summary>
-/// Before the server listens: applies migrations, creates the admin, team "default" and admin key on first start,
-/// seeds the demo, and queues again the runs found Queued or Running (in-memory Hangfire forgets its jobs).
+/// Before the server listens and before its job server starts: applies migrations (EF Core locks the database
+/// against concurrent migrators); in processes that serve the web, creates the admin, team "default" and admin key on
+/// first start and seeds the demo; with the in-memory queue, queues again the runs found Queued or Running (it
+/// forgets its jobs). The PostgreSQL queue keeps its jobs, and a dead worker's job comes back by itself.
 /// </summary>
-public sealed class StartupTasks(IServiceScopeFactory scopes, IOptions<WebDefenseOptions> options, EngineStatus engine, RunQueue queue, ILogger<StartupTasks> log) : IHostedService
+public sealed class StartupTasks(
+    IServiceScopeFactory scopes, IOptions<WebDefenseOptions> options, EngineStatus engine, RunDevice device, ILogger<StartupTasks> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken ct)
     {
         var o = options.Value;
+        log.LogInformation("Role {Role}, storage {Storage}, device {Device} ({Resolved}), queue {Queue}", o.Role, o.Storage, device.Setting, device.Resolved, device.Queue);
         Directory.CreateDirectory(o.ArtifactsPath);
-        if (Directory.Exists(o.TempPath)) Directory.Delete(o.TempPath, recursive: true);
+        if (o.ServesWeb && Directory.Exists(o.TempPath)) Directory.Delete(o.TempPath, recursive: true);
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         await db.Database.MigrateAsync(ct);
-        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
-        var team = await BootstrapAsync(scope.ServiceProvider, db, o.Bootstrap);
-        if (team is not null && o.Bootstrap.SeedDemo) await SeedDemoAsync(scope.ServiceProvider, db, team.Value);
-        await RequeueAsync(db, ct);
+        if (db.Database.IsSqlite()) await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+        if (o.ServesWeb)
+        {
+            var team = await BootstrapAsync(scope.ServiceProvider, db, o.Bootstrap);
+            if (team is not null && o.Bootstrap.SeedDemo) await SeedDemoAsync(scope.ServiceProvider, db, team.Value);
+        }
+
+        if (o.Storage == StorageKind.Sqlite) await RequeueAsync(db, scope.ServiceProvider.GetRequiredService<RunQueue>(), ct);
     }
 
     public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
@@ -125,7 +133,7 @@ public sealed class StartupTasks(IServiceScopeFactory scopes, IOptions<WebDefens
         log.LogInformation("Demo seeded: trigger {Trigger}, target label {Target}", DemoData.TriggerJson, DemoData.TargetLabel);
     }
 
-    private async Task RequeueAsync(AppDbContext db, CancellationToken ct)
+    private async Task RequeueAsync(AppDbContext db, RunQueue queue, CancellationToken ct)
     {
         // Nothing executes yet in this process: a Running run was interrupted by the last shutdown.
         await db.Runs.Where(r => r.Status == RunStatus.Running)

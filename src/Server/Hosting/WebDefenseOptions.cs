@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
+using WebDefense.Core.Runtime;
+using WebDefense.Server.Data;
 
 namespace WebDefense.Server.Hosting;
 
@@ -26,8 +28,27 @@ public sealed class WebDefenseOptions
     [Range(0, 256)]
     public int TorchThreads { get; set; }
 
-    [RegularExpression("^(cpu|cuda(:[0-9]+)?)$", ErrorMessage = "Device must be cpu, cuda or cuda:N")]
-    public string Device { get; set; } = "cpu";
+    /// <summary>auto (cuda:0 when libtorch sees a GPU, else cpu), cpu, cuda or cuda:N. Runs go to the queue of its kind.</summary>
+    [RegularExpression("^(auto|cpu|cuda(:[0-9]{1,3})?)$", ErrorMessage = "Device must be auto, cpu, cuda or cuda:N")]
+    public string Device { get; set; } = "auto";
+
+    /// <summary>What this process does: serve the API and UI (web), execute runs (worker), or both (all).</summary>
+    public ProcessRole Role { get; set; } = ProcessRole.All;
+
+    /// <summary>sqlite: one machine (SQLite file, in-memory job queue). postgres: the database and the job queue in PostgreSQL.</summary>
+    public StorageKind Storage { get; set; } = StorageKind.Sqlite;
+
+    /// <summary>An executing worker renews its claim on a run this often × 6; a claim not renewed for this long is taken over.</summary>
+    [Range(5, 3600)]
+    public int RunLeaseSeconds { get; set; } = 60;
+
+    /// <summary>PostgreSQL queue: a job whose worker stopped its heartbeat for this long is handed to another worker.</summary>
+    [Range(10, 86400)]
+    public int InvisibilityTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>PostgreSQL queue: how often idle workers look for jobs.</summary>
+    [Range(1, 300)]
+    public int QueuePollSeconds { get; set; } = 5;
 
     [Required]
     public BootstrapOptions Bootstrap { get; set; } = new();
@@ -37,7 +58,14 @@ public sealed class WebDefenseOptions
     public string ArtifactsPath => Path.Combine(DataPath, "artifacts");
     public string WorkPath => Path.Combine(DataPath, "work");
     public string TempPath => Path.Combine(DataPath, "tmp");
+
+    public bool ServesWeb => Role is ProcessRole.All or ProcessRole.Web;
+    public bool ExecutesRuns => Role is ProcessRole.All or ProcessRole.Worker;
 }
+
+public enum ProcessRole { All, Web, Worker }
+
+public enum StorageKind { Sqlite, Postgres }
 
 /// <summary>What the first start creates: the admin, the "default" team, an admin API key and the demo data.</summary>
 public sealed class BootstrapOptions
@@ -56,7 +84,7 @@ public sealed class BootstrapOptions
     public bool SeedDemo { get; set; } = true;
 }
 
-internal sealed class WebDefenseOptionsValidator : IValidateOptions<WebDefenseOptions>
+internal sealed class WebDefenseOptionsValidator(IConfiguration configuration) : IValidateOptions<WebDefenseOptions>
 {
     public ValidateOptionsResult Validate(string? name, WebDefenseOptions options)
     {
@@ -76,6 +104,21 @@ internal sealed class WebDefenseOptionsValidator : IValidateOptions<WebDefenseOp
         if (options.Bootstrap.AdminPassword is { Length: < 8 })
         {
             failures.Add("WebDefense:Bootstrap:AdminPassword needs at least 8 characters");
+        }
+
+        if (options.Role != ProcessRole.All && options.Storage != StorageKind.Postgres)
+        {
+            failures.Add($"WebDefense:Role {options.Role} needs WebDefense:Storage postgres (the SQLite setup keeps its job queue in memory, inside one process)");
+        }
+
+        if (options.Storage == StorageKind.Postgres && string.IsNullOrWhiteSpace(configuration.GetConnectionString(DataServices.ConnectionStringName)))
+        {
+            failures.Add($"WebDefense:Storage postgres needs ConnectionStrings:{DataServices.ConnectionStringName}");
+        }
+
+        if (options.Device.StartsWith(ComputeDevice.Cuda, StringComparison.Ordinal) && options.WorkerCount != 1)
+        {
+            failures.Add("WebDefense:WorkerCount must be 1 with a CUDA device (one run per GPU: start one worker process per GPU with Device cuda:N)");
         }
 
         return failures.Count > 0 ? ValidateOptionsResult.Fail(failures) : ValidateOptionsResult.Success;

@@ -77,12 +77,14 @@ public sealed class ProcessRunExecutor(ProcessRunExecutorOptions? options = null
         info.ArgumentList.Add("worker");
         info.ArgumentList.Add("--spec");
         info.ArgumentList.Add(specPath);
+        info.ArgumentList.Add(WorkerEntryPoint.WatchParentFlag);
         var threads = Math.Max(1, spec.Threads).ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.Environment["OMP_NUM_THREADS"] = threads;
         info.Environment["MKL_NUM_THREADS"] = threads;
         var process = new Process { StartInfo = info };
         process.Start();
-        process.StandardInput.Close();
+        // Standard input stays open and unused: it closes when this process ends (even by SIGKILL), and the worker,
+        // started with --watch-parent, then stops instead of computing on as an orphan.
         _diagnostics($"run {spec.RunId}: worker process {process.Id} started");
         return process;
     }

@@ -62,10 +62,8 @@ public sealed class RunUpdates
     }
 }
 
-/// <summary>Puts runs on the Hangfire queue.</summary>
-public sealed class RunQueue(IBackgroundJobClient jobs)
+/// <summary>Puts runs on the Hangfire queue of this process's device kind (runs-cpu or runs-cuda).</summary>
+public sealed class RunQueue(IBackgroundJobClient jobs, RunDevice device)
 {
-    public const string Queue = "runs";
-
-    public void Enqueue(Guid runId) => jobs.Enqueue<RunJob>(Queue, job => job.ExecuteAsync(runId, CancellationToken.None));
+    public void Enqueue(Guid runId) => jobs.Enqueue<RunJob>(device.Queue, job => job.ExecuteAsync(runId, CancellationToken.None));
 }

@@ -13,20 +13,18 @@ using WebDefense.Server.Hosting;
 namespace WebDefense.Server.Jobs;
 
 /// <summary>
-/// Executes one queued run: claims it (Queued → Running, conditionally, so no run executes twice), hands it to the
-/// <see cref="IRunExecutor"/>, persists every event as it arrives, stores the artifacts and records the outcome.
+/// Executes one queued run: claims it (<see cref="RunClaims"/>: no two workers execute a run at once, and a dead
+/// worker's run is taken over), hands it to the <see cref="IRunExecutor"/>, persists every event as it arrives,
+/// stores the artifacts and records the outcome, all fenced by the attempt number.
 /// </summary>
 public sealed class RunJob(
-    AppDbContext db, IRunExecutor executor, ArtifactStore store, RunCancellations cancellations, RunUpdates updates,
-    IOptions<WebDefenseOptions> options, ILogger<RunJob> log)
+    AppDbContext db, IRunExecutor executor, ArtifactStore store, RunClaims claims, RunCancellations cancellations, RunUpdates updates,
+    RunDevice device, IOptions<WebDefenseOptions> options, ILogger<RunJob> log)
 {
     [AutomaticRetry(Attempts = 0)]
     public async Task ExecuteAsync(Guid runId, CancellationToken jobToken)
     {
-        var now = DateTimeOffset.UtcNow;
-        var claimed = await db.Runs.Where(r => r.Id == runId && r.Status == RunStatus.Queued)
-            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, now).SetProperty(r => r.Message, "starting"), CancellationToken.None);
-        if (claimed == 0)
+        if (await claims.ClaimAsync(runId, jobToken) is not { } attempt)
         {
             log.LogInformation("Run {RunId} is not queued any more; skipped", runId);
             return;
@@ -34,15 +32,17 @@ public sealed class RunJob(
 
         Publish(runId, "status", new { status = nameof(RunStatus.Running) });
         var run = await db.Runs.AsNoTracking().FirstAsync(r => r.Id == runId);
-        var output = Path.Combine(options.Value.WorkPath, runId.ToString("N"));
+        var output = Path.Combine(options.Value.WorkPath, $"{runId:N}-{attempt}");
         using var cts = cancellations.Register(runId, jobToken);
+        var watch = claims.Watch(runId, attempt, cts);
         RunExecutionResult result;
         try
         {
             var spec = await BuildSpecAsync(run, output);
+            TryDelete(output);
             Directory.CreateDirectory(output);
-            log.LogInformation("Run {RunId} started: {Defense} on model {ModelId}", runId, run.Defense, run.ModelId);
-            result = await executor.ExecuteAsync(spec, e => OnEventAsync(runId, e), cts.Token);
+            log.LogInformation("Run {RunId} started (attempt {Attempt}): {Defense} on model {ModelId}", runId, attempt, run.Defense, run.ModelId);
+            result = await executor.ExecuteAsync(spec, e => OnEventAsync(runId, attempt, e), cts.Token);
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
@@ -56,9 +56,26 @@ public sealed class RunJob(
         finally
         {
             cancellations.Unregister(runId);
+            await watch.DisposeAsync();
         }
 
-        await FinishAsync(runId, result, output);
+        if (watch.Lost)
+        {
+            // Cancelled through another process, or taken over: the run's record is not this attempt's to write.
+            TryDelete(output);
+            return;
+        }
+
+        if (jobToken.IsCancellationRequested)
+        {
+            // This process is stopping: the run goes back to the queue (Hangfire re-queues the job) rather than failing.
+            await claims.ReleaseAsync(runId, attempt);
+            TryDelete(output);
+            log.LogInformation("Run {RunId} re-queued: this worker is stopping", runId);
+            jobToken.ThrowIfCancellationRequested();
+        }
+
+        await FinishAsync(runId, attempt, result, output);
     }
 
     private async Task<RunSpec> BuildSpecAsync(RunRecord run, string output)
@@ -93,25 +110,26 @@ public sealed class RunJob(
             TargetLabel = run.TargetLabel,
             OutputDirectory = output,
             Threads = options.Value.TorchThreads > 0 ? options.Value.TorchThreads : Environment.ProcessorCount,
-            Device = options.Value.Device,
+            Device = device.Resolved,
         };
     }
 
-    private async Task OnEventAsync(Guid runId, RunEvent e)
+    private async Task OnEventAsync(Guid runId, int attempt, RunEvent e)
     {
         var json = JsonSerializer.Serialize(e, RunUpdates.Json);
+        var mine = db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && r.Status == RunStatus.Running);
         switch (e)
         {
             case ProgressEvent p:
-                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                await mine.ExecuteUpdateAsync(s => s
                     .SetProperty(r => r.Progress, Math.Clamp(p.Progress, 0, 1)).SetProperty(r => r.Step, p.Step).SetProperty(r => r.Message, p.Message));
                 break;
             case StepEvent st:
-                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.Step, st.Step));
+                await mine.ExecuteUpdateAsync(s => s.SetProperty(r => r.Step, st.Step));
                 break;
             case PointEvent pt:
-                var index = await db.TrajectoryPoints.CountAsync(x => x.RunId == runId);
-                db.TrajectoryPoints.Add(new TrajectoryPointRecord { RunId = runId, Index = index, Json = JsonSerializer.Serialize(pt.Point, RunSpec.Json) });
+                var index = await db.TrajectoryPoints.CountAsync(x => x.RunId == runId && x.Attempt == attempt);
+                db.TrajectoryPoints.Add(new TrajectoryPointRecord { RunId = runId, Attempt = attempt, Index = index, Json = JsonSerializer.Serialize(pt.Point, RunSpec.Json) });
                 await db.SaveChangesAsync();
                 break;
             case LogEvent l:
@@ -119,11 +137,11 @@ public sealed class RunJob(
                 await db.SaveChangesAsync();
                 break;
             case MetricsEvent m when m.Stage == "before":
-                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                await mine.ExecuteUpdateAsync(s => s
                     .SetProperty(r => r.BeforeAcc, m.Metrics.Acc).SetProperty(r => r.BeforeAsr, m.Metrics.Asr).SetProperty(r => r.BeforeRa, m.Metrics.Ra));
                 break;
             case MetricsEvent m:
-                await db.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s
+                await mine.ExecuteUpdateAsync(s => s
                     .SetProperty(r => r.AfterAcc, m.Metrics.Acc).SetProperty(r => r.AfterAsr, m.Metrics.Asr).SetProperty(r => r.AfterRa, m.Metrics.Ra));
                 break;
         }
@@ -131,10 +149,19 @@ public sealed class RunJob(
         Publish(runId, TypeOf(e), json);
     }
 
-    private async Task FinishAsync(Guid runId, RunExecutionResult result, string output)
+    private async Task FinishAsync(Guid runId, int attempt, RunExecutionResult result, string output)
     {
         var run = await db.Runs.FirstAsync(r => r.Id == runId);
+        if (run.Status != RunStatus.Running || run.Attempt != attempt)
+        {
+            log.LogInformation("Run {RunId} changed while attempt {Attempt} executed (now {Status}, attempt {Current}); that attempt's result is discarded",
+                runId, attempt, run.Status, run.Attempt);
+            TryDelete(output);
+            return;
+        }
+
         run.FinishedAt = DateTimeOffset.UtcNow;
+        run.LeaseExpiresAt = null;
         if (result is { Succeeded: true, Completed: { } done })
         {
             try
@@ -163,7 +190,18 @@ public sealed class RunJob(
             run.Error = result.Error ?? "the worker failed without a reason";
         }
 
-        await db.SaveChangesAsync();
+        try
+        {
+            // Status and Attempt are concurrency tokens: a cancel or takeover since the check above wins.
+            await db.SaveChangesAsync();
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            log.LogInformation("Run {RunId} changed while attempt {Attempt} was being recorded; that attempt's result is discarded", runId, attempt);
+            TryDelete(output);
+            return;
+        }
+
         TryDelete(output);
         log.LogInformation("Run {RunId} finished: {Status} {Error}", runId, run.Status, run.Error);
         Publish(runId, "status", new { status = run.Status.ToString(), error = run.Error });
@@ -198,10 +236,18 @@ public sealed class RunJob(
         }
 
         var logPath = Path.Combine(output, "log.txt");
+        static string Line(RunLogRecord l) => $"{l.At.ToString("O", CultureInfo.InvariantCulture)} {l.Message}";
         if (!File.Exists(logPath))
         {
             var lines = await db.RunLogs.AsNoTracking().Where(l => l.RunId == run.Id).OrderBy(l => l.Id).ToListAsync();
-            await File.WriteAllLinesAsync(logPath, lines.Select(l => $"{l.At.ToString("O", CultureInfo.InvariantCulture)} {l.Message}"), Encoding.UTF8);
+            await File.WriteAllLinesAsync(logPath, lines.Select(Line), Encoding.UTF8);
+        }
+        else if (run.Attempt > 1)
+        {
+            // The worker's log covers this attempt; the history before it (interrupted attempts, the takeover) goes first.
+            var claimedAt = run.StartedAt;
+            var earlier = await db.RunLogs.AsNoTracking().Where(l => l.RunId == run.Id && l.At <= claimedAt).OrderBy(l => l.Id).ToListAsync();
+            await File.WriteAllTextAsync(logPath, string.Concat(earlier.Select(l => Line(l) + "\n")) + await File.ReadAllTextAsync(logPath), new UTF8Encoding(false));
         }
 
         files.Add(("log", "log.txt", logPath));

@@ -6,9 +6,11 @@ using WebDefense.Core.Runs;
 namespace WebDefense.Server.Jobs;
 
 /// <summary>
-/// <c>WebDefense.Server.dll worker --spec &lt;path&gt;</c>: runs one defense run in this process and writes its events
-/// to standard output, one JSON line each (nothing else goes to stdout; diagnostics go to stderr). SIGTERM and
-/// Ctrl-C cancel the run. Exit codes: 0 success, 1 internal error, 2 bad input, 3 cancelled, 64 bad command line.
+/// <c>WebDefense.Server.dll worker --spec &lt;path&gt; [--watch-parent]</c>: runs one defense run in this process and
+/// writes its events to standard output, one JSON line each (nothing else goes to stdout; diagnostics go to stderr).
+/// SIGTERM and Ctrl-C cancel the run; with --watch-parent, so does the end of standard input, which the parent holds
+/// open: a parent killed with SIGKILL leaves no orphan computing on. Exit codes: 0 success, 1 internal error, 2 bad
+/// input, 3 cancelled, 64 bad command line.
 /// </summary>
 public static class WorkerEntryPoint
 {
@@ -20,11 +22,14 @@ public static class WorkerEntryPoint
         var events = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false)) { AutoFlush = true, NewLine = "\n" };
         Console.SetOut(Console.Error);
 
-        if (args is not ["--spec", var specPath])
+        var watchParent = args is [_, _, WatchParentFlag];
+        if (args is not (["--spec", _] or ["--spec", _, WatchParentFlag]))
         {
-            Console.Error.WriteLine("usage: WebDefense.Server worker --spec <path to spec.json>");
+            Console.Error.WriteLine($"usage: WebDefense.Server worker --spec <path to spec.json> [{WatchParentFlag}]");
             return ExitUsage;
         }
+
+        var specPath = args[1];
 
         RunSpec spec;
         try
@@ -49,9 +54,39 @@ public static class WorkerEntryPoint
 
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
+        using var done = new ManualResetEventSlim();
+        if (watchParent) WatchParent(cts, done);
         var code = RunWorker.Execute(spec, e => WriteEvent(events, e), cts.Token);
         events.Flush();
+        done.Set();
         return code;
+    }
+
+    public const string WatchParentFlag = "--watch-parent";
+
+    /// <summary>Standard input reaches its end when the parent closes it or dies: cancel, and exit if the run does not stop within 10 s.</summary>
+    private static void WatchParent(CancellationTokenSource cts, ManualResetEventSlim done)
+    {
+        new Thread(() =>
+        {
+            try
+            {
+                using var stdin = Console.OpenStandardInput();
+                var buffer = new byte[64];
+                while (stdin.Read(buffer) > 0)
+                {
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            if (done.IsSet) return;
+            Console.Error.WriteLine("worker: standard input closed (the parent process is gone); cancelling");
+            cts.Cancel();
+            if (!done.Wait(TimeSpan.FromSeconds(10))) Environment.Exit(RunWorker.ExitCancelled);
+        })
+        { IsBackground = true, Name = "parent watch" }.Start();
     }
 
     private static void WriteEvent(StreamWriter events, RunEvent runEvent)

@@ -26,14 +26,15 @@ public sealed record RunResponse(
     Guid? BackdoorTestDatasetId, Guid? BackdoorSamplesDatasetId, string? Trigger, int? TargetLabel, int Seed,
     double Progress, string? Step, string? Message, MetricsResponse Before, MetricsResponse After, double? Der,
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
-    string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt)
+    string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
+    string? Worker, int Attempt)
 {
     public static RunResponse From(RunRecord r) => new(
         r.Id, r.BatchId, r.Status.ToString(), r.Defense, r.ModelId, r.CleanDatasetId, r.TestDatasetId, r.BackdoorTestDatasetId,
         r.BackdoorSamplesDatasetId, r.TriggerJson, r.TargetLabel, r.Seed, r.Progress, r.Step, r.Message,
         new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
         Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
-        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt);
+        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, r.Worker, r.Attempt);
 
     private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

@@ -5,9 +5,11 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using WebDefense.Core.Runs;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
+using WebDefense.Server.Hosting;
 using WebDefense.Server.Jobs;
 
 namespace WebDefense.Server.Features.Runs;
@@ -149,8 +151,8 @@ public static class RunsApi
 
     private static async Task<Results<Ok<JsonElement[]>, NotFound>> TrajectoryAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
     {
-        if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
-        var points = await db.TrajectoryPoints.AsNoTracking().Where(p => p.RunId == id).OrderBy(p => p.Index).Select(p => p.Json).ToListAsync(ct);
+        if (await FindAsync(id, http, db, ct) is not { } run) return TypedResults.NotFound();
+        var points = await db.TrajectoryPoints.AsNoTracking().Where(p => p.RunId == id && p.Attempt == run.Attempt).OrderBy(p => p.Index).Select(p => p.Json).ToListAsync(ct);
         return TypedResults.Ok(points.Select(p => JsonDocument.Parse(p).RootElement.Clone()).ToArray());
     }
 
@@ -212,7 +214,7 @@ public static class RunsApi
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Message, "cancelled"), ct);
         if (queued == 0 && !cancellations.Cancel(id))
         {
-            // Running in the database but not in this process: a leftover; mark it.
+            // Running in another process (its worker sees the change when it next renews its claim and stops), or a leftover.
             await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Running)
                 .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Message, "cancelled"), ct);
         }
@@ -253,11 +255,13 @@ public static class RunsApi
             runs.Select(RunResponse.From).ToArray()));
     }
 
-    private static async Task<IResult> Events(Guid id, HttpContext http, AppDbContext db, RunUpdates updates, CancellationToken ct)
+    private static async Task<IResult> Events(
+        Guid id, HttpContext http, AppDbContext db, RunUpdates updates, IOptions<WebDefenseOptions> options, CancellationToken ct)
     {
         var run = await FindAsync(id, http, db, ct);
         if (run is null) return TypedResults.NotFound();
-        return TypedResults.ServerSentEvents(Stream(run, updates, ct));
+        // With the PostgreSQL queue the run may execute in another process: follow it through the database.
+        return TypedResults.ServerSentEvents(options.Value.Storage == StorageKind.Postgres ? RunEventPolling.StreamAsync(run, db, ct) : Stream(run, updates, ct));
     }
 
     private static async IAsyncEnumerable<SseItem<string>> Stream(RunRecord run, RunUpdates updates, [EnumeratorCancellation] CancellationToken ct)

@@ -3,7 +3,9 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
+using Hangfire;
 using WebDefense.Server.Hosting;
+using WebDefense.Server.Jobs;
 
 namespace WebDefense.Server.Features.Status;
 
@@ -24,7 +26,8 @@ public static class StatusApi
         return app;
     }
 
-    private static async Task<Ok<QueueStatusResponse>> GetAsync(HttpContext http, AppDbContext db, IOptions<WebDefenseOptions> options, EngineStatus engine, CancellationToken ct)
+    private static async Task<Ok<QueueStatusResponse>> GetAsync(
+        HttpContext http, AppDbContext db, IOptions<WebDefenseOptions> options, EngineStatus engine, RunDevice device, JobStorage storage, CancellationToken ct)
     {
         var team = http.User.TeamId();
         var active = await db.Runs.AsNoTracking()
@@ -36,9 +39,11 @@ public static class StatusApi
 
         var recent = await db.Runs.AsNoTracking().Where(r => r.WallSeconds != null)
             .OrderByDescending(r => r.CreatedAt).Take(20).Select(r => r.WallSeconds!.Value).ToListAsync(ct);
-        var workers = Math.Max(1, options.Value.WorkerCount);
-        double? wait = recent.Count == 0 ? null : recent.Average() * ((double)Count(RunStatus.Queued) / workers + (Count(RunStatus.Running) >= workers ? 0.5 : 0));
-        return TypedResults.Ok(new QueueStatusResponse(options.Value.Device, workers, engine.Available,
+        // Workers are Hangfire servers listening on a run queue, in this process or on other hosts.
+        var servers = storage.GetMonitoringApi().Servers().Where(s => s.Queues.Any(q => q.StartsWith("runs", StringComparison.Ordinal))).ToList();
+        var workers = servers.Count > 0 ? servers.Sum(s => s.WorkersCount) : options.Value.WorkerCount;
+        double? wait = recent.Count == 0 ? null : recent.Average() * ((double)Count(RunStatus.Queued) / Math.Max(1, workers) + (Count(RunStatus.Running) >= workers ? 0.5 : 0));
+        return TypedResults.Ok(new QueueStatusResponse(device.Resolved, workers, engine.Available,
             Count(RunStatus.Queued), Count(RunStatus.Running), Count(RunStatus.Queued, true), Count(RunStatus.Running, true), wait));
     }
 }

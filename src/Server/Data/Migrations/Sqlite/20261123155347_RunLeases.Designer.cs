@@ -8,11 +8,11 @@ using WebDefense.Server.Data;
 
 #nullable disable
 
-namespace WebDefense.Server.Data.Migrations
+namespace WebDefense.Server.Data.Migrations.Sqlite
 {
-    [DbContext(typeof(AppDbContext))]
-    [Migration("20261123142349_OptionalCleanDataset")]
-    partial class OptionalCleanDataset
+    [DbContext(typeof(SqliteAppDbContext))]
+    [Migration("20261123155347_RunLeases")]
+    partial class RunLeases
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -389,6 +389,10 @@ namespace WebDefense.Server.Data.Migrations
                     b.Property<double?>("AfterRa")
                         .HasColumnType("REAL");
 
+                    b.Property<int>("Attempt")
+                        .IsConcurrencyToken()
+                        .HasColumnType("INTEGER");
+
                     b.Property<Guid?>("BackdoorSamplesDatasetId")
                         .HasColumnType("TEXT");
 
@@ -438,6 +442,9 @@ namespace WebDefense.Server.Data.Migrations
                     b.Property<long?>("FinishedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("LeaseExpiresAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Message")
                         .HasColumnType("TEXT");
 
@@ -461,6 +468,7 @@ namespace WebDefense.Server.Data.Migrations
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("Status")
+                        .IsConcurrencyToken()
                         .IsRequired()
                         .HasColumnType("TEXT");
 
@@ -481,6 +489,9 @@ namespace WebDefense.Server.Data.Migrations
 
                     b.Property<double?>("WallSeconds")
                         .HasColumnType("REAL");
+
+                    b.Property<string>("Worker")
+                        .HasColumnType("TEXT");
 
                     b.HasKey("Id");
 
@@ -520,6 +531,9 @@ namespace WebDefense.Server.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER");
 
+                    b.Property<int>("Attempt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int>("Index")
                         .HasColumnType("INTEGER");
 
@@ -532,7 +546,7 @@ namespace WebDefense.Server.Data.Migrations
 
                     b.HasKey("Id");
 
-                    b.HasIndex("RunId", "Index");
+                    b.HasIndex("RunId", "Attempt", "Index");
 
                     b.ToTable("TrajectoryPoints");
                 });

@@ -1,0 +1,159 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using WebDefense.Server.Data;
+using WebDefense.Server.Hosting;
+
+namespace WebDefense.Server.Jobs;
+
+/// <summary>
+/// A worker's claim on a run, kept in the runs table so that any number of worker processes can share a queue.
+/// Claiming sets Queued → Running, Attempt + 1, Worker and LeaseExpiresAt in one conditional update; a Running run
+/// whose lease has expired (its worker died) can be claimed again. The executing worker renews the lease every
+/// <see cref="Tick"/>; a renewal that matches no row (the run was cancelled, or taken over after this worker
+/// stalled past its lease) stops the execution here. The attempt number fences writes: events and the result of an
+/// older attempt no longer count. See docs/decisions/0005-shared-queue-and-run-leases.md.
+/// </summary>
+public sealed class RunClaims(IServiceScopeFactory scopes, IOptions<WebDefenseOptions> options, ILogger<RunClaims> log)
+{
+    /// <summary>This process, as recorded on the runs it executes: host:pid.</summary>
+    public static string WorkerName { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    private TimeSpan Lease => TimeSpan.FromSeconds(options.Value.RunLeaseSeconds);
+
+    /// <summary>How often a claim is renewed (a sixth of the lease, 1–5 s).</summary>
+    public TimeSpan Tick => TimeSpan.FromSeconds(Math.Clamp(options.Value.RunLeaseSeconds / 6.0, 1, 5));
+
+    /// <summary>
+    /// Claims the run and returns the attempt number, or null when there is nothing to execute (finished, cancelled,
+    /// deleted). While another worker holds a live claim on it (its job was handed out twice), waits: that worker
+    /// either finishes it or stops renewing, and then this one takes over.
+    /// </summary>
+    public async Task<int?> ClaimAsync(Guid runId, CancellationToken ct)
+    {
+        var announced = false;
+        while (true)
+        {
+            if (await TryClaimAsync(runId, ct) is { } attempt) return attempt;
+            using var scope = scopes.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var run = await db.Runs.AsNoTracking().Where(r => r.Id == runId)
+                .Select(r => new { r.Status, r.Worker, r.LeaseExpiresAt }).FirstOrDefaultAsync(ct);
+            if (run is null || run.Status is not (RunStatus.Running or RunStatus.Queued)) return null;
+            if (run.Status == RunStatus.Running && !announced)
+            {
+                log.LogWarning("Run {RunId} is executing on {Worker} (claim until {Until:O}); waiting in case that worker stops", runId, run.Worker, run.LeaseExpiresAt);
+                announced = true;
+            }
+
+            await Task.Delay(Tick, ct);
+        }
+    }
+
+    private async Task<int?> TryClaimAsync(Guid runId, CancellationToken ct)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var now = DateTimeOffset.UtcNow;
+        var until = now + Lease;
+        var worker = WorkerName;
+        var previous = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => new { r.Status, r.Worker }).FirstOrDefaultAsync(ct);
+        var claimed = await db.Runs
+            .Where(r => r.Id == runId && (r.Status == RunStatus.Queued
+                || (r.Status == RunStatus.Running && (r.LeaseExpiresAt == null || r.LeaseExpiresAt < now))))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Status, RunStatus.Running)
+                .SetProperty(r => r.Attempt, r => r.Attempt + 1)
+                .SetProperty(r => r.Worker, worker)
+                .SetProperty(r => r.LeaseExpiresAt, until)
+                .SetProperty(r => r.StartedAt, now)
+                .SetProperty(r => r.Progress, 0)
+                .SetProperty(r => r.Step, (string?)null)
+                .SetProperty(r => r.Message, "starting")
+                .SetProperty(r => r.BeforeAcc, (double?)null).SetProperty(r => r.BeforeAsr, (double?)null).SetProperty(r => r.BeforeRa, (double?)null)
+                .SetProperty(r => r.AfterAcc, (double?)null).SetProperty(r => r.AfterAsr, (double?)null).SetProperty(r => r.AfterRa, (double?)null), ct);
+        if (claimed == 0) return null;
+
+        var mine = await db.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => new { r.Attempt, r.Worker }).FirstAsync(ct);
+        if (mine.Worker != worker) return null;
+        // Points of an interrupted earlier attempt are not part of this run's trajectory.
+        await db.TrajectoryPoints.Where(p => p.RunId == runId && p.Attempt < mine.Attempt).ExecuteDeleteAsync(ct);
+        if (mine.Attempt > 1)
+        {
+            var reason = previous?.Status == RunStatus.Running
+                ? $"worker {previous.Worker} stopped renewing its claim"
+                : "it was queued again";
+            db.RunLogs.Add(new RunLogRecord { RunId = runId, At = now, Message = $"attempt {mine.Attempt} on worker {worker}: {reason}" });
+            await db.SaveChangesAsync(ct);
+            log.LogWarning("Run {RunId}: attempt {Attempt} on {Worker} ({Reason})", runId, mine.Attempt, worker, reason);
+        }
+
+        return mine.Attempt;
+    }
+
+    /// <summary>Extends the claim; false when the run is no longer this attempt's (cancelled, finished or taken over).</summary>
+    public async Task<bool> RenewAsync(Guid runId, int attempt, CancellationToken ct)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var until = DateTimeOffset.UtcNow + Lease;
+        return await db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && r.Status == RunStatus.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.LeaseExpiresAt, until), ct) == 1;
+    }
+
+    /// <summary>This process stops (graceful shutdown): the run goes back to Queued for the next worker.</summary>
+    public async Task ReleaseAsync(Guid runId, int attempt)
+    {
+        using var scope = scopes.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        await db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && r.Status == RunStatus.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.LeaseExpiresAt, (DateTimeOffset?)null)
+                .SetProperty(r => r.Message, $"re-queued: worker {WorkerName} stopped"), CancellationToken.None);
+    }
+
+    /// <summary>Renews the claim every <see cref="Tick"/> until disposed; cancels <paramref name="execution"/> when the claim is lost.</summary>
+    public ClaimWatch Watch(Guid runId, int attempt, CancellationTokenSource execution) => new(this, runId, attempt, execution, log);
+
+    public sealed class ClaimWatch : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+
+        internal ClaimWatch(RunClaims claims, Guid runId, int attempt, CancellationTokenSource execution, ILogger log)
+        {
+            _loop = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await Task.Delay(claims.Tick, _stop.Token);
+                        if (await claims.RenewAsync(runId, attempt, _stop.Token)) continue;
+                        Lost = true;
+                        log.LogWarning("Run {RunId}: attempt {Attempt} lost its claim (cancelled or taken over); stopping it here", runId, attempt);
+                        await execution.CancelAsync();
+                        return;
+                    }
+                    catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                    catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException or TimeoutException)
+                    {
+                        // The database is unreachable for now: keep trying; if the lease runs out meanwhile, the next renewal says so.
+                        log.LogWarning("Run {RunId}: renewing the claim failed: {Message}", runId, e.Message);
+                    }
+                }
+            });
+        }
+
+        /// <summary>The claim was found cancelled or taken over: this attempt's result must not be recorded.</summary>
+        public bool Lost { get; private set; }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop;
+            _stop.Dispose();
+        }
+    }
+}
