@@ -107,7 +107,7 @@ internal static class AdvrBdCommand
                         var row = new AdvrBdRow(name, ratio, seed, d.Poisoned, d.Suspected, d.Precision, d.Recall,
                             result.After!.Acc, result.After.Asr!.Value, result.After.Ra!.Value, result.Undefended!.Acc, result.Undefended.Asr!.Value,
                             result.WallTime.TotalSeconds, result.UndefendedWallTime!.Value.TotalSeconds,
-                            result.Findings.ToDictionary(f => f.Key, f => Convert.ToString(f.Value, CultureInfo.InvariantCulture) ?? ""),
+                            result.Findings.ToDictionary(f => f.Key, f => f.Value is int[] counts ? string.Join(' ', counts) : Convert.ToString(f.Value, CultureInfo.InvariantCulture) ?? ""),
                             result.Trajectory.Where(p => p.Phase is "partition" or "enhance" && p.Values is not null).Select(p => p.Values!.ToDictionary(v => v.Key, v => v.Value)).ToList());
                         rows.Add(row);
                         File.AppendAllText(log, JsonSerializer.Serialize(row) + "\n");
@@ -146,7 +146,8 @@ internal static class AdvrBdCommand
         s.AppendLine();
         s.AppendLine("| attack | poisoned | seeds | recall | precision | suspected | ACC | ASR | undefended ACC | undefended ASR | clean-only ACC | AdvrBD wall time (s) | undefended wall time (s) |");
         s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        var cleanAcc = cleanRows.Count > 0 ? DefenseStudy.Stat(cleanRows.Select(c => c.Acc * 100)) : "n/a";
+        var cleanBySeed = cleanRows.GroupBy(c => c.Seed).Select(g => g.First()).ToList();
+        var cleanAcc = cleanBySeed.Count > 0 ? DefenseStudy.Stat(cleanBySeed.Select(c => c.Acc * 100)) : "n/a";
         foreach (var g in rows.OrderBy(r => Array.FindIndex(Attacks, a => a.Name == r.Attack)).ThenBy(r => r.Ratio).GroupBy(r => (r.Attack, r.Ratio)))
         {
             var list = g.ToList();
@@ -161,7 +162,7 @@ internal static class AdvrBdCommand
         s.AppendLine();
         s.AppendLine("| seed | ACC | BadNets trigger → 0 | Blended trigger → 0 | SIG trigger → 0 | wall time (s) |");
         s.AppendLine("|---|---|---|---|---|---|");
-        foreach (var c in cleanRows.OrderBy(c => c.Seed))
+        foreach (var c in cleanRows.GroupBy(c => c.Seed).Select(g => g.First()).OrderBy(c => c.Seed))
         {
             s.AppendLine(inv, $"| {c.Seed} | {c.Acc * 100:0.00} | {c.Asr.GetValueOrDefault("badnets") * 100:0.00} | {c.Asr.GetValueOrDefault("blended") * 100:0.00} | {c.Asr.GetValueOrDefault("sig") * 100:0.00} | {c.Seconds:0} |");
         }

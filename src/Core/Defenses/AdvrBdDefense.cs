@@ -27,16 +27,20 @@ public sealed class AdvrBdDefense : ITrainingDefense
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        ParameterSpec.Int("warmup_epochs", 2, 1, 100, "Epochs of plain training on the whole untrusted set before the first consistency scores (the backdoor is learned first)."),
-        ParameterSpec.Int("patch_radius", 3, 0, 64, "The random mask m is a (2r+1)×(2r+1) square placed inside the image."),
-        ParameterSpec.Number("epsilon", 0.5, 0.0, 1.0, "L∞ budget of the adversarial perturbation inside the mask, on pixels scaled to [0,1]."),
+        ParameterSpec.Int("warmup_epochs", 5, 1, 100, "Epochs of plain training on the whole untrusted set before the first consistency scores (the backdoor is learned first)."),
+        ParameterSpec.Int("patch_radius", 2, 0, 64, "The random mask m is a (2r+1)×(2r+1) square placed inside the image."),
+        ParameterSpec.Number("epsilon", 0.3, 0.0, 1.0, "L∞ budget of the adversarial perturbation inside the mask, on pixels scaled to [0,1]."),
         ParameterSpec.Int("pgd_steps", 5, 0, 100, "Projected-gradient steps (size 2.5·ε/steps) maximising the KL divergence; 0 = random noise only."),
         ParameterSpec.Number("partition_rate", 0.05, 0.001, 0.5, "Share of the training set moved into the likely-clean set D_c at the start and at every enhancement iteration."),
-        ParameterSpec.Int("iterations", 8, 1, 50, "Backdoor-enhancement iterations; D_c ends at (iterations) × partition_rate of the set."),
+        ParameterSpec.Flag("partition_per_label", false, "Take the partition share from every label separately (class-balanced D_c) instead of from the whole set."),
+        ParameterSpec.Int("iterations", 2, 1, 50, "Backdoor-enhancement iterations; D_c ends at (iterations) × partition_rate of the set."),
         ParameterSpec.Int("learn_epochs", 1, 1, 20, "Epochs of ordinary training on the rest D_r per iteration."),
-        ParameterSpec.Number("unlearn_lr", 0.005, 1e-6, 1.0, "SGD learning rate of gradient-ascent unlearning of D_c (momentum 0.9, no weight decay)."),
-        ParameterSpec.Number("unlearn_threshold", 0.1, 0.0, 1.0, "Unlearning of D_c stops once its training accuracy is at or below this."),
+        ParameterSpec.Choice("unlearn_loss", "complement", ["complement", "ascent"], "complement: minimise −log(1 − p_y) on D_c (bounded); ascent: gradient ascent of the cross-entropy (unbounded, as RNP/TSBD unlearn)."),
+        ParameterSpec.Flag("retain_rest", false, "Unlearn D_c jointly with learning D_r (each unlearning batch paired with a D_r batch, paper Eq. 4 read as one objective), so the backdoor that D_r teaches survives the unlearning."),
+        ParameterSpec.Number("unlearn_lr", 0.003, 1e-6, 1.0, "SGD learning rate of the unlearning of D_c (momentum 0.9, no weight decay)."),
+        ParameterSpec.Number("unlearn_threshold", 0.2, 0.0, 1.0, "Unlearning of D_c stops once its training accuracy is at or below this."),
         ParameterSpec.Int("unlearn_max_epochs", 5, 1, 100, "Most unlearning epochs per iteration."),
+        ParameterSpec.Choice("identify_by", "any-iteration", ["any-iteration", "last"], "any-iteration: a sample is suspected when the enhanced model of any iteration classifies it as its label; last: only the last iteration's model decides (the paper)."),
         ParameterSpec.Int("epochs", 8, 1, 1000, "Epochs of the final model on the identified clean samples (and of the undefended comparison)."),
         ParameterSpec.Number("lr", 0.05, 1e-5, 1.0, "SGD learning rate of all ordinary training (momentum 0.9, weight decay 5e-4); the final model uses a cosine schedule over its epochs."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size of training, unlearning and scoring."),
@@ -75,8 +79,11 @@ public sealed class AdvrBdDefense : ITrainingDefense
         // 2. Algorithm 1: the least consistent share becomes the likely-clean set D_c.
         observer.StepStarted(1, Steps.Count, Steps[1]);
         var kl = AdversarialConsistency.Score(detector, data, all, scoring, context.Random, context.Cancellation, f => observer.Progress(f, $"consistency scores: {f:P0}"));
-        var quota = LikelyCleanPartition.Quota(data.Count, p.Number("partition_rate"));
-        var likelyClean = new SortedSet<int>(LikelyCleanPartition.MostInconsistent(all, kl, quota));
+        var rate = p.Number("partition_rate");
+        int[] LeastConsistent(IReadOnlyList<int> rows, IReadOnlyList<double> scores) => p.Flag("partition_per_label")
+            ? LikelyCleanPartition.MostInconsistentPerLabel(rows, scores, labels, rate)
+            : LikelyCleanPartition.MostInconsistent(rows, scores, LikelyCleanPartition.Quota(data.Count, rate));
+        var likelyClean = new SortedSet<int>(LeastConsistent(all, kl));
         var partition = SetValues(likelyClean, truth, kl);
         if (truth?.Auroc(all, kl.Select(v => -v).ToArray()) is { } auroc) partition["consistency_auroc"] = auroc;
         partition["kl_threshold"] = likelyClean.Min(i => kl[i]);
@@ -89,6 +96,9 @@ public sealed class AdvrBdDefense : ITrainingDefense
         var iterations = p.Int("iterations");
         var unlearn = plain with { LearningRate = p.Number("unlearn_lr"), WeightDecay = 0, Epochs = p.Int("unlearn_max_epochs"), DropLast = false };
         var enhanced = (Predicted: Array.Empty<long>(), LabelProbability: Array.Empty<double>());
+        var anyIteration = p.Choice("identify_by") == "any-iteration";
+        var suspectedEver = new SortedSet<int>();
+        var suspicion = new double[data.Count];
         for (var t = 1; t <= iterations; t++)
         {
             var rest = all.Where(i => !likelyClean.Contains(i)).ToArray();
@@ -99,22 +109,30 @@ public sealed class AdvrBdDefense : ITrainingDefense
 
             IReadOnlyList<EpochReport> unlearned;
             using (var cleanData = data.Subset(likelyClean.Select(i => (long)i).ToArray()))
+            using (var restData = p.Flag("retain_rest") ? data.Subset(rest.Select(i => (long)i).ToArray()) : null)
             {
-                unlearned = Unlearning.UntilAccuracy(detector, cleanData, unlearn, p.Number("unlearn_threshold"), context.Random, null, context.Cancellation);
+                var (threshold, complement) = (p.Number("unlearn_threshold"), p.Choice("unlearn_loss") == "complement");
+                unlearned = restData is not null
+                    ? Unlearning.WhileRetaining(detector, cleanData, restData, unlearn, threshold, complement, context.Random, null, context.Cancellation)
+                    : complement
+                        ? Unlearning.ComplementUntilAccuracy(detector, cleanData, unlearn, threshold, context.Random, null, context.Cancellation)
+                        : Unlearning.UntilAccuracy(detector, cleanData, unlearn, threshold, context.Random, null, context.Cancellation);
             }
 
             enhanced = Evaluator.PredictWithConfidence(detector, data);
+            suspectedEver.UnionWith(Suspects(enhanced.Predicted, labels));
+            for (var i = 0; i < suspicion.Length; i++) suspicion[i] = anyIteration ? Math.Max(suspicion[i], enhanced.LabelProbability[i]) : enhanced.LabelProbability[i];
             var values = SetValues(likelyClean, truth, kl);
             values["acc_likely_clean"] = Accuracy(enhanced.Predicted, labels, likelyClean);
             values["acc_rest"] = Accuracy(enhanced.Predicted, labels, rest);
             values["unlearn_epochs"] = unlearned.Count;
-            if (truth is not null) AddDetection(values, truth, Suspects(enhanced.Predicted, labels));
+            if (truth is not null) AddDetection(values, truth, anyIteration ? suspectedEver.ToArray() : Suspects(enhanced.Predicted, labels));
             if (t < iterations)
             {
                 var candidates = rest.Where(i => enhanced.Predicted[i] != labels[i]).ToArray();
                 var scores = AdversarialConsistency.Score(detector, data, candidates, scoring, context.Random, context.Cancellation);
                 for (var i = 0; i < candidates.Length; i++) kl[candidates[i]] = scores[i];
-                var moved = LikelyCleanPartition.MostInconsistent(candidates, scores, quota);
+                var moved = LeastConsistent(candidates, scores);
                 likelyClean.UnionWith(moved);
                 values["candidates"] = candidates.Length;
                 values["moved"] = moved.Length;
@@ -128,10 +146,11 @@ public sealed class AdvrBdDefense : ITrainingDefense
 
         // 4. Identification: samples the enhanced model misclassifies are clean, the rest are suspected.
         observer.StepStarted(3, Steps.Count, Steps[3]);
-        var suspected = Suspects(enhanced.Predicted, labels);
+        var suspected = anyIteration ? suspectedEver.ToArray() : Suspects(enhanced.Predicted, labels);
         var suspectedSet = suspected.ToHashSet();
         var identifiedClean = all.Where(i => !suspectedSet.Contains(i)).Select(i => (long)i).ToArray();
         findings["likely_clean_final"] = likelyClean.Count;
+        findings["likely_clean_by_label"] = Enumerable.Range(0, detector.NumClasses).Select(c => likelyClean.Count(i => labels[i] == c)).ToArray();
         findings["suspected"] = suspected.Length;
         findings["identified_clean"] = identifiedClean.Length;
         var keptByLabel = Enumerable.Range(0, detector.NumClasses).Select(c => identifiedClean.Count(i => labels[i] == c)).ToArray();
@@ -186,9 +205,12 @@ public sealed class AdvrBdDefense : ITrainingDefense
                 findings["poisoned_kept_for_training"] = detection.Missed;
             }
 
-            var rule = $"suspected: the {suspected.Length} of {data.Count} samples the backdoor-enhanced model ({iterations} iterations, |D_c| = {likelyClean.Count}) still classifies as their label; " +
+            var rule = $"suspected: the {suspected.Length} of {data.Count} samples " + (anyIteration ? $"some iteration's backdoor-enhanced model ({iterations} iterations" : $"the backdoor-enhanced model ({iterations} iterations") +
+                       $", |D_c| = {likelyClean.Count}) still classifies as their label; " +
                        $"the model is trained on the other {identifiedClean.Length}" + (p.Flag("relabel_finetune") ? ", then fine-tuned with the suspects relabelled" : "");
-            return new TrainingDefenseOutcome(model, enhanced.LabelProbability, "probability the backdoor-enhanced model gives the sample's own label (suspected when it is the arg-max)",
+            return new TrainingDefenseOutcome(model, suspicion, anyIteration
+                    ? "highest probability any iteration's backdoor-enhanced model gives the sample's own label (suspected when, in some iteration, that label is the arg-max)"
+                    : "probability the last backdoor-enhanced model gives the sample's own label (suspected when it is the arg-max)",
                 suspected, trajectory, new OperatingPoint(suspected.Length, rule), findings, new Dictionary<string, IReadOnlyList<double>> { ["consistency_kl"] = kl });
         }
         catch

@@ -122,6 +122,17 @@ public class AdvrBdBlocksTests
         Assert.Equal([10, 11, 13, 14, 15], LikelyCleanPartition.MostInconsistent(candidates, scores, 10));
         Assert.Throws<ArgumentException>(() => LikelyCleanPartition.MostInconsistent(candidates, [1.0], 1));
 
+        // Per label: round(rate · n_c) of each label's candidates, n_c counted over the whole set.
+        long[] labels = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1];
+        int[] rows = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+        double[] klScores = [9, 1, 8, 2, 7, 6, 5, 4, 3, 2];
+        // Label 0 has 5 samples → 2 (2.5, half to even); label 1 has 11 → 6 (5.5), but only 6 are candidates.
+        Assert.Equal([0, 2, 4, 5, 6, 7, 8, 9], LikelyCleanPartition.MostInconsistentPerLabel(rows, klScores, labels, 0.5));
+        // Rate 0.25: label 0 → 1 (1.25), label 1 → 3 (2.75); the least consistent of each label's candidates.
+        Assert.Equal([0, 4, 5, 6], LikelyCleanPartition.MostInconsistentPerLabel(rows, klScores, labels, 0.25));
+        // A label with few candidates gives what it has; the others keep their own quota.
+        Assert.Equal([1, 4, 5, 6], LikelyCleanPartition.MostInconsistentPerLabel([1, 4, 5, 6, 7], [1, 7, 6, 5, 4], labels, 0.25));
+
         Assert.Equal(500, LikelyCleanPartition.Quota(10_000, 0.05));
         Assert.Equal(1, LikelyCleanPartition.Quota(10, 0.01));
         Assert.Equal(0, LikelyCleanPartition.Quota(10, 0));

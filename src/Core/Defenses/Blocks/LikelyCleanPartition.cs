@@ -17,6 +17,22 @@ public static class LikelyCleanPartition
     }
 
     /// <summary>
+    /// The class-balanced variant: for every label c, the round(rate · n_c) least consistent candidates labelled c, where
+    /// n_c counts label c in the whole set (<paramref name="labels"/>, indexed by row); ascending by row. Keeps one class
+    /// (e.g. the attack's target, whose samples are half poison) from being left out of D_c.
+    /// </summary>
+    public static int[] MostInconsistentPerLabel(IReadOnlyList<int> candidates, IReadOnlyList<double> scores, IReadOnlyList<long> labels, double rate)
+    {
+        if (candidates.Count != scores.Count) throw new ArgumentException($"{scores.Count} scores for {candidates.Count} candidates");
+        var sizes = labels.GroupBy(l => l).ToDictionary(g => g.Key, g => g.Count());
+        return Enumerable.Range(0, candidates.Count)
+            .GroupBy(i => labels[candidates[i]])
+            .SelectMany(g => MostInconsistent(g.Select(i => candidates[i]).ToArray(), g.Select(i => scores[i]).ToArray(), Quota(sizes[g.Key], rate)))
+            .Order()
+            .ToArray();
+    }
+
+    /// <summary>
     /// The <paramref name="count"/> rows of <paramref name="candidates"/> with the largest <paramref name="scores"/>
     /// (scores[i] belongs to candidates[i]), ascending by row; fewer when there are fewer (non-NaN) candidates.
     /// </summary>
