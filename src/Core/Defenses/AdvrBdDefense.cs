@@ -28,12 +28,12 @@ public sealed class AdvrBdDefense : ITrainingDefense
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
         ParameterSpec.Int("warmup_epochs", 5, 1, 100, "Epochs of plain training on the whole untrusted set before the first consistency scores (the backdoor is learned first)."),
-        ParameterSpec.Int("patch_radius", 2, 0, 64, "The random mask m is a (2r+1)×(2r+1) square placed inside the image."),
-        ParameterSpec.Number("epsilon", 0.3, 0.0, 1.0, "L∞ budget of the adversarial perturbation inside the mask, on pixels scaled to [0,1]."),
+        ParameterSpec.Int("patch_radius", 6, 0, 64, "The random mask m is a (2r+1)×(2r+1) square placed inside the image."),
+        ParameterSpec.Number("epsilon", 0.5, 0.0, 1.0, "L∞ budget of the adversarial perturbation inside the mask, on pixels scaled to [0,1]."),
         ParameterSpec.Int("pgd_steps", 5, 0, 100, "Projected-gradient steps (size 2.5·ε/steps) maximising the KL divergence; 0 = random noise only."),
         ParameterSpec.Number("partition_rate", 0.05, 0.001, 0.5, "Share of the training set moved into the likely-clean set D_c at the start and at every enhancement iteration."),
-        ParameterSpec.Flag("partition_per_label", false, "Take the partition share from every label separately (class-balanced D_c) instead of from the whole set."),
-        ParameterSpec.Int("iterations", 2, 1, 50, "Backdoor-enhancement iterations; D_c ends at (iterations) × partition_rate of the set."),
+        ParameterSpec.Flag("partition_per_label", true, "Take the partition share from every label separately (class-balanced D_c) instead of from the whole set."),
+        ParameterSpec.Int("iterations", 3, 1, 50, "Backdoor-enhancement iterations; D_c ends at (iterations) × partition_rate of the set."),
         ParameterSpec.Int("learn_epochs", 1, 1, 20, "Epochs of ordinary training on the rest D_r per iteration."),
         ParameterSpec.Choice("unlearn_loss", "complement", ["complement", "ascent"], "complement: minimise −log(1 − p_y) on D_c (bounded); ascent: gradient ascent of the cross-entropy (unbounded, as RNP/TSBD unlearn)."),
         ParameterSpec.Flag("retain_rest", false, "Unlearn D_c jointly with learning D_r (each unlearning batch paired with a D_r batch, paper Eq. 4 read as one objective), so the backdoor that D_r teaches survives the unlearning."),

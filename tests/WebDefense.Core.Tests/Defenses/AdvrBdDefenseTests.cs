@@ -6,6 +6,7 @@ using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Tests.Data;
 using WebDefense.Core.Training;
+using Xunit.Abstractions;
 
 namespace WebDefense.Core.Tests.Defenses;
 
@@ -53,12 +54,12 @@ public sealed class PoisonedFashionMnist : IDisposable
     }
 }
 
-public class AdvrBdDefenseTests(PoisonedFashionMnist data) : IClassFixture<PoisonedFashionMnist>
+public class AdvrBdDefenseTests(PoisonedFashionMnist data, ITestOutputHelper output) : IClassFixture<PoisonedFashionMnist>
 {
     /// <summary>Small schedules for 3,000 images: batch 64 gives the backdoor enough steps to be learned by plain training.</summary>
     private static Dictionary<string, object> Fast() => new()
     {
-        ["warmup_epochs"] = 4, ["iterations"] = 2, ["pgd_steps"] = 2, ["epochs"] = 6, ["batch_size"] = 64, ["unlearn_max_epochs"] = 3,
+        ["warmup_epochs"] = 6, ["iterations"] = 2, ["pgd_steps"] = 2, ["epochs"] = 6, ["batch_size"] = 64, ["unlearn_max_epochs"] = 3,
     };
 
     private sealed class Recorder : IDefenseObserver
@@ -80,6 +81,7 @@ public class AdvrBdDefenseTests(PoisonedFashionMnist data) : IClassFixture<Poiso
         var undefended = result.Undefended!;
         var after = result.After!;
         var detection = result.Detection!;
+        output.WriteLine($"recall {detection.Recall:P1} precision {detection.Precision:P1}; ACC {undefended.Acc:P1} → {after.Acc:P1}, ASR {undefended.Asr:P1} → {after.Asr:P1}; {result.WallTime.TotalSeconds:0}s");
         Assert.True(undefended.Asr > 0.5, $"plain training on the poisoned set should learn the backdoor: ASR {undefended.Asr:P1}");
         Assert.Equal(300, detection.Poisoned);
         Assert.True(detection.Recall >= 0.9, $"recall {detection.Recall:P1}, precision {detection.Precision:P1}");
