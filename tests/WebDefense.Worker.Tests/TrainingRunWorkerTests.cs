@@ -116,7 +116,8 @@ public class TrainingRunWorkerTests(WorkerFixture data, ITestOutputHelper output
         Assert.DoesNotContain(events, e => e is StepEvent { Step: "undefended comparison" });
         Assert.Equal("index,label,suspected,suspicion,consistency_kl", File.ReadLines(Path.Combine(spec.OutputDirectory, RunWorker.SuspectedSamplesFile)).First());
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(spec.OutputDirectory, "metrics.json")));
-        Assert.False(metrics.RootElement.TryGetProperty("detection", out _));
+        Assert.Equal(JsonValueKind.Null, metrics.RootElement.GetProperty("detection").ValueKind);
+        Assert.Equal(JsonValueKind.Null, metrics.RootElement.GetProperty("before").ValueKind);
     }
 
     [Fact]
