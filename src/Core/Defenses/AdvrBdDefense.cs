@@ -40,7 +40,7 @@ public sealed class AdvrBdDefense : ITrainingDefense
         ParameterSpec.Number("unlearn_lr", 0.003, 1e-6, 1.0, "SGD learning rate of the unlearning of D_c (momentum 0.9, no weight decay)."),
         ParameterSpec.Number("unlearn_threshold", 0.2, 0.0, 1.0, "Unlearning of D_c stops once its training accuracy is at or below this."),
         ParameterSpec.Int("unlearn_max_epochs", 5, 1, 100, "Most unlearning epochs per iteration."),
-        ParameterSpec.Choice("identify_by", "any-iteration", ["any-iteration", "last"], "any-iteration: a sample is suspected when the enhanced model of any iteration classifies it as its label; last: only the last iteration's model decides (the paper)."),
+        ParameterSpec.Choice("identify_by", "last", ["last", "any-iteration"], "any-iteration: a sample is suspected when the enhanced model of any iteration classifies it as its label; last: only the last iteration's model decides (the paper)."),
         ParameterSpec.Int("epochs", 8, 1, 1000, "Epochs of the final model on the identified clean samples (and of the undefended comparison)."),
         ParameterSpec.Number("lr", 0.05, 1e-5, 1.0, "SGD learning rate of all ordinary training (momentum 0.9, weight decay 5e-4); the final model uses a cosine schedule over its epochs."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size of training, unlearning and scoring."),

@@ -60,7 +60,7 @@ public class AdvrBdDefenseTests(PoisonedFashionMnist data, ITestOutputHelper out
     private static Dictionary<string, object> Fast() => new()
     {
         ["warmup_epochs"] = 6, ["iterations"] = 2, ["pgd_steps"] = 2, ["epochs"] = 6, ["batch_size"] = 64, ["unlearn_max_epochs"] = 3,
-        ["identify_by"] = "last", ["unlearn_lr"] = 0.005,
+        ["unlearn_lr"] = 0.005,
     };
 
     private sealed class Recorder : IDefenseObserver
