@@ -54,6 +54,17 @@ public sealed class PoisonedFashionMnist : IDisposable
     }
 }
 
+/// <summary>
+/// Runs alone: model initialisation draws from torch's process-wide generator, which tests running in parallel would
+/// also draw from between the runner's seeding and a model's creation.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SeededTorchCollection
+{
+    public const string Name = "seeded torch, not in parallel";
+}
+
+[Collection(SeededTorchCollection.Name)]
 public class AdvrBdDefenseTests(PoisonedFashionMnist data, ITestOutputHelper output) : IClassFixture<PoisonedFashionMnist>
 {
     /// <summary>Small schedules for 3,000 images: batch 64 gives the backdoor enough steps to be learned by plain training.</summary>
