@@ -76,7 +76,7 @@ internal static class AdvrBdCommand
         Classifier Create() => ModelZoo.CreateClassifier("smallcnn", 10, InputSpec.Grey28);
         try
         {
-            foreach (var seed in seeds)
+            foreach (var seed in options.Int("report-only", 0) == 1 ? [] : seeds)
             {
                 if (!cleanRows.Any(c => c.Seed == seed))
                 {
@@ -139,8 +139,21 @@ internal static class AdvrBdCommand
         s.AppendLine(inv, $"Generated {DateTime.UtcNow:yyyy-MM-dd} from the log of:");
         s.AppendLine();
         s.AppendLine("```bash");
-        s.AppendLine("dotnet run --project tools/Experiments -c Release -- advrbd " + options.Original);
+        s.AppendLine("dotnet run --project tools/Experiments -c Release -- advrbd " + options.Original.Replace(" --report-only 1", "").Replace("--report-only 1 ", "").Trim());
         s.AppendLine("```");
+        s.AppendLine();
+        s.AppendLine(inv, $"Machine: {Environment.ProcessorCount} CPU cores shared with other work, no GPU; TorchSharp 0.107 / libtorch 2.10 CPU.");
+        s.AppendLine();
+        s.AppendLine("## Setup");
+        s.AppendLine();
+        s.AppendLine($"- Untrusted training set: {perClass} images per class ({(perClass * 10).ToString("N0", inv)}) drawn once (seed 0) from the 60,000 Fashion-MNIST training images, " +
+                          "then poisoned by our attack lab with the run's seed: BadNets (3×3 white patch bottom-right) and Blended (seeded noise image, α = 0.2) " +
+                          "dirty-label, SIG (Δ = 40, f = 6) clean-label; target 0; the ratio is the share of the whole training set " +
+                          $"(SIG 10% = {perClass} images = every class-0 image, SIG 5% = half of them).");
+        s.AppendLine("- Test: the 10,000 Fashion-MNIST test images (ACC) and the 9,000 non-target ones with the trigger (ASR, RA). Nothing in AdvrBD sees them.");
+        s.AppendLine("- Undefended: the same architecture and recipe trained on the same poisoned set (the runner's comparison model). Clean-only: the same recipe on " +
+                     "the subset before poisoning (one model per seed; its ASR column is how often a clean model maps each trigger to class 0).");
+        s.AppendLine("- Recall = poisoned samples among the suspected / all poisoned; precision = poisoned among the suspected. ± is the sample standard deviation over seeds.");
         s.AppendLine();
         s.AppendLine("## Results (mean ± std over seeds; percentages)");
         s.AppendLine();
@@ -170,13 +183,15 @@ internal static class AdvrBdCommand
         s.AppendLine();
         s.AppendLine("## Per seed");
         s.AppendLine();
-        s.AppendLine("| attack | poisoned | seed | recall | precision | suspected | poisoned kept | ACC | ASR | RA | undefended ACC | undefended ASR | D_c poisoned / size per iteration | wall time (s) |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| attack | poisoned | seed | recall | precision | suspected | poisoned kept | ACC | ASR | RA | undefended ACC | undefended ASR | D_c poisoned / size, iterations 1… | recall per iteration | wall time (s) |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows.OrderBy(r => Array.FindIndex(Attacks, a => a.Name == r.Attack)).ThenBy(r => r.Ratio).ThenBy(r => r.Seed))
         {
-            var dc = string.Join(" ", r.Enhancement.Select(v => $"{v.GetValueOrDefault("poisoned_in_likely_clean"):0}/{v.GetValueOrDefault("likely_clean"):0}"));
+            var iterations = r.Enhancement.Where(v => !v.ContainsKey("kl_threshold")).ToList(); // the partition point carries the KL statistics
+            var dc = string.Join(" ", iterations.Select(v => $"{v.GetValueOrDefault("poisoned_in_likely_clean"):0}/{v.GetValueOrDefault("likely_clean"):0}"));
+            var recalls = string.Join(" ", iterations.Select(v => (v.GetValueOrDefault("recall") * 100).ToString("0.0", inv)));
             s.AppendLine(inv, $"| {r.Attack} | {r.Ratio * 100:0}% | {r.Seed} | {r.Recall * 100:0.00} | {r.Precision * 100:0.00} | {r.Suspected} | {r.Findings.GetValueOrDefault("poisoned_kept_for_training")} | " +
-                             $"{r.Acc * 100:0.00} | {r.Asr * 100:0.00} | {r.Ra * 100:0.00} | {r.UndefendedAcc * 100:0.00} | {r.UndefendedAsr * 100:0.00} | {dc} | {r.DefenseSeconds:0} |");
+                             $"{r.Acc * 100:0.00} | {r.Asr * 100:0.00} | {r.Ra * 100:0.00} | {r.UndefendedAcc * 100:0.00} | {r.UndefendedAsr * 100:0.00} | {dc} | {recalls} | {r.DefenseSeconds:0} |");
         }
 
         s.AppendLine();
