@@ -102,22 +102,11 @@ public sealed class AdvrBdDefense : ITrainingDefense
         for (var t = 1; t <= iterations; t++)
         {
             var rest = all.Where(i => !likelyClean.Contains(i)).ToArray();
-            using (var restData = data.Subset(rest.Select(i => (long)i).ToArray()))
-            {
-                Train(detector, restData, plain with { Epochs = p.Int("learn_epochs") }, context, null, 0);
-            }
-
-            IReadOnlyList<EpochReport> unlearned;
-            using (var cleanData = data.Subset(likelyClean.Select(i => (long)i).ToArray()))
-            using (var restData = p.Flag("retain_rest") ? data.Subset(rest.Select(i => (long)i).ToArray()) : null)
-            {
-                var (threshold, complement) = (p.Number("unlearn_threshold"), p.Choice("unlearn_loss") == "complement");
-                unlearned = restData is not null
-                    ? Unlearning.WhileRetaining(detector, cleanData, restData, unlearn, threshold, complement, context.Random, null, context.Cancellation)
-                    : complement
-                        ? Unlearning.ComplementUntilAccuracy(detector, cleanData, unlearn, threshold, context.Random, null, context.Cancellation)
-                        : Unlearning.UntilAccuracy(detector, cleanData, unlearn, threshold, context.Random, null, context.Cancellation);
-            }
+            using var restData = data.Subset(rest.Select(i => (long)i).ToArray());
+            using var cleanData = data.Subset(likelyClean.Select(i => (long)i).ToArray());
+            Train(detector, restData, plain with { Epochs = p.Int("learn_epochs") }, context, null, 0);
+            var unlearned = Unlearning.Forget(detector, cleanData, p.Flag("retain_rest") ? restData : null, unlearn, p.Number("unlearn_threshold"),
+                p.Choice("unlearn_loss") == "complement", context.Random, context.Cancellation);
 
             enhanced = Evaluator.PredictWithConfidence(detector, data);
             suspectedEver.UnionWith(Suspects(enhanced.Predicted, labels));

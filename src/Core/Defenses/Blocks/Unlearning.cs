@@ -58,6 +58,17 @@ public static class Unlearning
             OnEpoch = onEpoch,
         }.Run(random, cancellation);
 
+    /// <summary>
+    /// Unlearns <paramref name="forget"/> until its epoch training accuracy is at or below the threshold: with the bounded
+    /// <see cref="ComplementLoss"/> or by gradient ascent, and, given a <paramref name="retain"/> set, jointly with learning
+    /// it (<see cref="WhileRetaining"/>).
+    /// </summary>
+    public static IReadOnlyList<EpochReport> Forget(Classifier model, ImageDataset forget, ImageDataset? retain, SgdOptions options, double threshold,
+        bool complement, Random random, CancellationToken cancellation) =>
+        retain is not null ? WhileRetaining(model, forget, retain, options, threshold, complement, random, null, cancellation)
+        : complement ? ComplementUntilAccuracy(model, forget, options, threshold, random, null, cancellation)
+        : UntilAccuracy(model, forget, options, threshold, random, null, cancellation);
+
     /// <summary>Minimises <see cref="ComplementLoss"/> until the epoch's training accuracy is at or below the threshold.</summary>
     public static IReadOnlyList<EpochReport> ComplementUntilAccuracy(Classifier model, ImageDataset clean, SgdOptions options, double threshold,
         Random random, Action<EpochReport>? onEpoch, CancellationToken cancellation) =>
