@@ -22,6 +22,12 @@ switch (command)
     case "all-defenses":
         AllDefensesCommand.Run(options);
         break;
+    case "advrbd":
+        AdvrBdCommand.Run(options);
+        break;
+    case "advrbd-scores":
+        AdvrBdScoresCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -37,6 +43,13 @@ switch (command)
                               docs/results/all-defenses.md and its ACC-vs-ASR scatter
                               (--seeds 5 --per-class 100 --defenses name,name to run a subset;
                               --seed-list 0,2,4 / --attacks badnets,sig to share the work between processes)
+              advrbd          AdvrBD (training-time) on Fashion-MNIST poisoned by BadNets, Blended, SIG; with the
+                              undefended and clean-only baselines; resumable log in --cache; --out writes the report
+                              (--per-class 2000 --ratios 0.05,0.1 --seed-list 0,1,2 --attacks badnets,blended,sig
+                              --params key=value,key=value --tag NAME --out docs/results/advrbd.md; --report-only 1
+                              writes the report from the log without running anything)
+              advrbd-scores   how well AdvrBD's consistency score separates poisoned samples (AUROC) over a grid
+                              (--attack badnets --ratio 0.1 --per-class 500 --warmup 2 --radii 1,3,5 --eps 0.1,0.25,0.5 --steps 5)
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;

@@ -59,4 +59,16 @@ public sealed record InputSpec(int Channels, int Height, int Width, float[] Mean
         using var std = tensor(Std, device: x.device).view(1, Channels, 1, 1);
         return x.sub_(mean).div_(std).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Float pixels already scaled to [0,1] → normalised, out of place, so gradients flow back to the pixels
+    /// (adversarial perturbations are made in this pixel space).
+    /// </summary>
+    public Tensor NormalizeUnit(Tensor unitPixels)
+    {
+        using var scope = NewDisposeScope();
+        var mean = tensor(Mean, device: unitPixels.device).view(1, Channels, 1, 1);
+        var std = tensor(Std, device: unitPixels.device).view(1, Channels, 1, 1);
+        return unitPixels.sub(mean).div(std).MoveToOuterDisposeScope();
+    }
 }

@@ -6,18 +6,24 @@ namespace WebDefense.Core.Data;
 
 /// <summary>
 /// Writes a dataset as a NumPy <c>.npz</c> (what <see cref="NumpyReader"/> reads): <c>x</c> uint8 N×C×H×W and
-/// <c>y</c> int64 N.
+/// <c>y</c> int64 N, plus, for a poisoned training set whose truth is known, <c>poisoned</c> bool N
+/// (see <see cref="NumpyReader.ReadPoisonFlags(byte[], string, DatasetReadOptions?)"/>).
 /// </summary>
 public static class NpzWriter
 {
-    public static void Write(ImageDataset data, string path)
+    public static void Write(ImageDataset data, string path, IReadOnlyList<bool>? poisoned = null)
     {
         using var file = File.Create(path);
-        Write(data, file);
+        Write(data, file, poisoned);
     }
 
-    public static void Write(ImageDataset data, Stream output)
+    public static void Write(ImageDataset data, Stream output, IReadOnlyList<bool>? poisoned = null)
     {
+        if (poisoned is not null && poisoned.Count != data.Count)
+        {
+            throw new ArgumentException($"{poisoned.Count} poison flags for {data.Count} samples", nameof(poisoned));
+        }
+
         using var scope = NewDisposeScope();
         var images = data.Images.to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
         var labels = data.Labels.to_type(ScalarType.Int64).contiguous().data<long>().ToArray();
@@ -27,6 +33,10 @@ public static class NpzWriter
         Buffer.BlockCopy(labels, 0, labelBytes, 0, labelBytes.Length);
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
         WriteArray(zip, "y.npy", "<i8", [data.Count], labelBytes);
+        if (poisoned is not null)
+        {
+            WriteArray(zip, NumpyReader.PoisonFlagNames[0] + ".npy", "|b1", [data.Count], poisoned.Select(f => f ? (byte)1 : (byte)0).ToArray());
+        }
     }
 
     private static void WriteArray(ZipArchive zip, string name, string dtype, long[] shape, byte[] payload)

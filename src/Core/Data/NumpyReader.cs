@@ -21,6 +21,53 @@ public static class NumpyReader
     public static readonly IReadOnlyList<string> ImageNames = ["x", "images", "imgs", "data", "X", "x_test", "x_train", "X_test", "X_train"];
     public static readonly IReadOnlyList<string> LabelNames = ["y", "labels", "targets", "label", "Y", "y_test", "y_train", "Y_test", "Y_train"];
 
+    /// <summary>Optional per-sample ground truth of a poisoned training set (bool or 0/1 integers, N values).</summary>
+    public static readonly IReadOnlyList<string> PoisonFlagNames = ["poisoned", "is_poisoned", "poison_flags"];
+
+    /// <summary>
+    /// The ground-truth poison flags of an <c>.npz</c> (an array named as in <see cref="PoisonFlagNames"/>), or null
+    /// when the file is not an .npz or holds no such array. The images and labels are read by <see cref="Read(byte[], string, DatasetReadOptions?)"/>.
+    /// </summary>
+    /// <exception cref="DatasetFileException">The array is there but malformed (not N values of 0/1, or several candidates).</exception>
+    public static bool[]? ReadPoisonFlags(byte[] bytes, string fileName, DatasetReadOptions? options = null)
+    {
+        options ??= DatasetReadOptions.Default;
+        if (!SafeArchive.IsZip(bytes))
+        {
+            return null;
+        }
+
+        using var zip = SafeArchive.OpenZip(bytes, options.Limits, fileName);
+        var entries = zip.Entries.Where(e => e.FullName.EndsWith(".npy", StringComparison.Ordinal)).ToDictionary(e => e.FullName[..^4], StringComparer.Ordinal);
+        var found = PoisonFlagNames.Where(entries.ContainsKey).ToList();
+        if (found.Count == 0)
+        {
+            return null;
+        }
+
+        if (found.Count > 1)
+        {
+            throw new DatasetFileException($"{fileName} has several poison-flag arrays ({string.Join(", ", found)}); keep exactly one");
+        }
+
+        long used = 0;
+        var name = $"{fileName}: array '{found[0]}'";
+        using var scope = NewDisposeScope();
+        var array = NpyArray.Parse(SafeArchive.ReadEntry(entries[found[0]], options.Limits, ref used, fileName), name, options.Limits);
+        if (array.IsFloat || array.Shape.Length != 1)
+        {
+            throw new DatasetFileException($"{name} must be a vector of N bool (or 0/1 integer) poison flags, got {(array.IsFloat ? "floats" : "shape (" + string.Join(", ", array.Shape) + ")")}");
+        }
+
+        var values = array.Values.to_type(ScalarType.Int64).data<long>().ToArray();
+        if (values.Any(v => v is not (0 or 1)))
+        {
+            throw new DatasetFileException($"{name} holds values other than 0 and 1");
+        }
+
+        return values.Select(v => v == 1).ToArray();
+    }
+
     public static ImageDataset Read(Stream stream, string fileName, DatasetReadOptions? options = null)
     {
         options ??= DatasetReadOptions.Default;

@@ -43,6 +43,41 @@ public static class Evaluator
         return predictions;
     }
 
+    /// <summary>
+    /// Predicted class of every sample of <paramref name="data"/> and the softmax probability the model gives to the
+    /// sample's own label (eval mode, inference mode, one dispose scope per batch).
+    /// </summary>
+    public static (long[] Predicted, double[] LabelProbability) PredictWithConfidence(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize,
+        Device? device = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        model.Input.EnsureMatches(data);
+        var predicted = new long[data.Count];
+        var probability = new double[data.Count];
+        var wasTraining = model.Module.training;
+        model.Module.eval();
+        try
+        {
+            using var inference = torch.inference_mode();
+            for (var start = 0; start < data.Count; start += batchSize)
+            {
+                using var quiet = GcQuietRegion.Enter();
+                using var scope = NewDisposeScope();
+                var length = Math.Min(batchSize, data.Count - start);
+                var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length), device)).cpu();
+                logits.argmax(1).data<long>().CopyTo(predicted, start);
+                var labels = data.Labels.narrow(0, start, length).unsqueeze(1);
+                nn.functional.softmax(logits, 1).gather(1, labels).squeeze(1).to_type(ScalarType.Float64).data<double>().CopyTo(probability, start);
+            }
+        }
+        finally
+        {
+            model.Module.train(wasTraining);
+        }
+
+        return (predicted, probability);
+    }
+
     /// <summary>Fraction of <paramref name="data"/> predicted as its label.</summary>
     public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Device? device = null)
     {

@@ -3,10 +3,14 @@ using System.Text.Json.Serialization;
 
 namespace WebDefense.Core.Runs;
 
-/// <summary>A model file to load and what the uploader declared about it.</summary>
+/// <summary>
+/// A model file to load and what the uploader declared about it; for a training-time defense (no input model) only
+/// the declaration: <see cref="Path"/> is null and <see cref="Architecture"/> names the zoo architecture to train.
+/// </summary>
 public sealed record RunModelInput
 {
-    public required string Path { get; init; }
+    /// <summary>The suspect model file; null for a training-time defense, which trains a fresh <see cref="Architecture"/>.</summary>
+    public string? Path { get; init; }
 
     /// <summary>Zoo name for state-dict formats; null for TorchScript.</summary>
     public string? Architecture { get; init; }
@@ -30,6 +34,9 @@ public sealed record RunDatasetInput
 /// <summary>
 /// Everything a worker process needs to execute one defense run, written as JSON by the service and read by
 /// the worker. Paths are absolute; the worker writes its artifacts into <see cref="OutputDirectory"/>.
+/// A training-time defense (<c>DefenseCatalog.TrainingTime</c>, e.g. advrbd) takes <see cref="PoisonedTrain"/> and a
+/// <see cref="Model"/> without a path (architecture, classes, input shape and normalisation only) instead of a model file
+/// and clean data.
 /// </summary>
 public sealed record RunSpec
 {
@@ -38,7 +45,13 @@ public sealed record RunSpec
     public Dictionary<string, JsonElement> Parameters { get; init; } = new();
     public int Seed { get; init; }
     public required RunModelInput Model { get; init; }
-    /// <summary>The defender's clean data; null only for data-free defenses (CLP).</summary>
+    /// <summary>
+    /// The untrusted training set of a training-time defense. An .npz may carry the ground truth as a bool array
+    /// <c>poisoned</c> (N values); then detection precision and recall are reported.
+    /// </summary>
+    public RunDatasetInput? PoisonedTrain { get; init; }
+
+    /// <summary>The defender's clean data; null only for data-free defenses (CLP) and training-time defenses.</summary>
     public RunDatasetInput? CleanData { get; init; }
     public RunDatasetInput? TestSet { get; init; }
 

@@ -7,7 +7,9 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
 using WebDefense.Core.Defenses.Framework;
+using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
+using WebDefense.Core.Models.Zoo;
 using WebDefense.Core.Runtime;
 
 namespace WebDefense.Core.Runs;
@@ -67,6 +69,11 @@ public static class RunWorker
         log.Log($"worker process {Environment.ProcessId} started: run {spec.RunId}, defense {spec.Defense}, seed {spec.Seed}, {spec.Threads} thread(s)");
 
         var device = ComputeDeviceOf(spec.Device, log);
+        if (DefenseCatalog.FindTrainingTime(spec.Defense) is { } trainingDefense)
+        {
+            return ExecuteTraining(spec, trainingDefense, device, log, total, ct);
+        }
+
         var defense = DefenseCatalog.Get(spec.Defense);
         var input = CreateInput(spec.Model);
         var declaration = new ModelDeclaration(spec.Model.Architecture, spec.Model.NumClasses, input);
@@ -75,7 +82,7 @@ public static class RunWorker
         ct.ThrowIfCancellationRequested();
 
         var load = Stopwatch.StartNew();
-        using var loaded = ModelLoader.Load(spec.Model.Path, declaration);
+        using var loaded = ModelLoader.Load(spec.Model.Path ?? throw new DefenseInputException($"{defense.Name} needs a model file"), declaration);
         foreach (var warning in loaded.Warnings)
         {
             log.Log("model: " + warning);
@@ -108,8 +115,7 @@ public static class RunWorker
             }
 
             ct.ThrowIfCancellationRequested();
-            var test = spec.TestSet is { } t ? Read(t, "test set", readOptions, input, log, disposables) : null;
-            var backdoorTest = spec.BackdoorTestSet is { } bt ? Read(bt, "backdoor test set", readOptions, input, log, disposables) : null;
+            var (test, backdoorTest) = ReadTestSets(spec, readOptions, input, log, disposables);
             BackdoorSamples? backdoor = null;
             if (spec.BackdoorSamples is { } bs)
             {
@@ -123,28 +129,7 @@ public static class RunWorker
                 log.Log($"backdoor samples: {triggered.Count} triggered copies of the clean data");
             }
 
-            if (backdoorTest is null && test is not null && trigger is not null && spec.TargetLabel is { } target)
-            {
-                if (target < 0 || target >= spec.Model.NumClasses)
-                {
-                    throw new DefenseInputException($"target label {target} is outside 0..{spec.Model.NumClasses - 1}");
-                }
-
-                var built = BackdoorTestSet.Build(test, trigger, target);
-                disposables.Add(built);
-                backdoorTest = built.Data;
-                log.Log($"backdoor test set: {backdoorTest.Count} triggered test images (target {target} excluded)");
-            }
-
-            if (test is null)
-            {
-                log.Log("no test set: before/after metrics are not computed");
-            }
-            else if (backdoorTest is null)
-            {
-                log.Log("no backdoor test set (upload one or give a trigger and the target label): ASR and RA are not computed");
-            }
-
+            backdoorTest = CompleteBackdoorTest(spec, test, backdoorTest, trigger, log, disposables);
             load.Stop();
             ct.ThrowIfCancellationRequested();
 
@@ -235,6 +220,202 @@ public static class RunWorker
         return ComputeDevice.Cpu;
     }
 
+    /// <summary>The per-sample file of a training-time run: every training sample's suspicion and whether it is suspected.</summary>
+    public const string SuspectedSamplesFile = "suspected.csv";
+
+    /// <summary>
+    /// A training-time defense: reads the untrusted training set (and its poison flags, when the .npz has them), trains
+    /// with the defense and, with a test set, the undefended comparison ("before"), and writes the trained model
+    /// (PyTorch state dict, model.pt), suspected.csv, metrics.json/.csv, trajectory.json and log.txt.
+    /// </summary>
+    private static int ExecuteTraining(RunSpec spec, ITrainingDefense defense, string device, RunLog log, Stopwatch total, CancellationToken ct)
+    {
+        var input = CreateInput(spec.Model);
+        if (spec.Model.Path is not null)
+        {
+            throw new DefenseInputException($"{defense.Name} trains a new model from the poisoned training set; it takes an architecture, not a model file");
+        }
+
+        if (spec.Model.Architecture is not { } architecture || !ModelZoo.Contains(architecture))
+        {
+            throw new DefenseInputException($"{defense.Name} needs an architecture from the zoo: {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}");
+        }
+
+        var trainFile = spec.PoisonedTrain ?? throw new DefenseInputException($"{defense.Name} needs a poisoned-train data set");
+        var trigger = spec.TriggerJson is { } json ? TriggerSpec.FromJson(json) : null;
+        trigger?.Validate(input.Channels, input.Height, input.Width);
+        ct.ThrowIfCancellationRequested();
+
+        var load = Stopwatch.StartNew();
+        var readOptions = new DatasetReadOptions { Channels = input.Channels, NumClasses = spec.Model.NumClasses };
+        var disposables = new List<IDisposable>();
+        try
+        {
+            var train = Read(trainFile, "poisoned training set", readOptions, input, log, disposables);
+            var flags = ReadPoisonFlags(trainFile, readOptions);
+            if (flags is not null && flags.Length != train.Count)
+            {
+                throw new DatasetFileException($"poisoned training set ({trainFile.FileName}): {flags.Length} poison flags for {train.Count} images");
+            }
+
+            log.Log(flags is null ? "no poison flags in the training set: detection precision/recall are not computed"
+                : $"poison flags: {flags.Count(f => f)} of {flags.Length} samples are poisoned (used for reporting only)");
+            var (test, backdoorTest) = ReadTestSets(spec, readOptions, input, log, disposables);
+            backdoorTest = CompleteBackdoorTest(spec, test, backdoorTest, trigger, log, disposables);
+            load.Stop();
+            ct.ThrowIfCancellationRequested();
+
+            var runWatch = Stopwatch.StartNew();
+            using var result = TrainingDefenseRunner.Run(new TrainingDefenseRequest
+            {
+                Defense = defense,
+                Architecture = architecture,
+                NumClasses = spec.Model.NumClasses,
+                Input = input,
+                Train = train,
+                Truth = flags is null ? null : new PoisonTruth(flags),
+                Parameters = spec.Parameters.ToDictionary(kv => kv.Key, kv => (object)kv.Value),
+                Seed = spec.Seed,
+                TestSet = test,
+                BackdoorTestSet = backdoorTest,
+                TargetLabel = spec.TargetLabel,
+                Observer = new EventObserver(log),
+                Cancellation = ct,
+            });
+            runWatch.Stop();
+            ct.ThrowIfCancellationRequested();
+
+            if (result.Undefended is { } before) log.Emit(new MetricsEvent("before", before));
+            if (result.After is { } after) log.Emit(new MetricsEvent("after", after));
+            if (result.Detection is { } d) log.Log($"detection: {d.TruePositives} of {d.Poisoned} poisoned samples among {d.Suspected} suspected (precision {d.Precision:P2}, recall {d.Recall:P2})");
+            log.Log($"chosen: {result.Chosen.Rule}");
+
+            const string modelFile = "model.pt";
+            WriteModel(result.Model, ModelFileFormat.PyTorchStateDict, spec.OutputDirectory, modelFile);
+            WriteAtomic(spec.OutputDirectory, SuspectedSamplesFile, SuspectedCsv(result, train, flags));
+            total.Stop();
+            var metrics = new Dictionary<string, object?>
+            {
+                ["runId"] = spec.RunId,
+                ["defense"] = defense.Name,
+                ["kind"] = "training-time",
+                ["architecture"] = architecture,
+                ["seed"] = spec.Seed,
+                ["targetLabel"] = spec.TargetLabel,
+                ["trainSamples"] = train.Count,
+                ["before"] = result.Undefended,
+                ["beforeMeaning"] = "the same architecture trained on the whole poisoned training set with the defense's recipe, no defense",
+                ["after"] = result.After,
+                ["der"] = result.Der,
+                ["detection"] = result.Detection is { } det ? new Dictionary<string, object>
+                {
+                    ["precision"] = det.Precision, ["recall"] = det.Recall, ["f1"] = det.F1,
+                    ["suspected"] = det.Suspected, ["poisoned"] = det.Poisoned, ["truePositives"] = det.TruePositives,
+                } : null,
+                ["suspected"] = result.Suspected.Count,
+                ["suspicion"] = result.SuspicionMeaning,
+                ["chosen"] = result.Chosen,
+                ["resolvedParameters"] = result.Parameters,
+                ["findings"] = result.Findings,
+                ["device"] = device,
+                ["modelFile"] = modelFile,
+                ["suspectedFile"] = SuspectedSamplesFile,
+                ["timings"] = new Dictionary<string, double?>
+                {
+                    ["loadSeconds"] = load.Elapsed.TotalSeconds,
+                    ["defenseSeconds"] = result.WallTime.TotalSeconds,
+                    ["undefendedSeconds"] = result.UndefendedWallTime?.TotalSeconds,
+                    ["runSeconds"] = runWatch.Elapsed.TotalSeconds,
+                    ["wallSeconds"] = total.Elapsed.TotalSeconds,
+                },
+            };
+            WriteAtomic(spec.OutputDirectory, "metrics.json", JsonSerializer.Serialize(metrics, ArtifactJson));
+            WriteAtomic(spec.OutputDirectory, "metrics.csv", TrajectoryCsv(result.Trajectory));
+            WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(result.Trajectory, ArtifactJson));
+            log.Log($"artifacts written to {spec.OutputDirectory}");
+            TryWriteLog(spec, log);
+            var findings = new Dictionary<string, object>(result.Findings) { ["suspected"] = result.Suspected.Count };
+            log.Emit(new CompletedEvent(result.Undefended, result.After, result.Der, result.Chosen, result.Parameters, findings,
+                total.Elapsed.TotalSeconds, device, modelFile));
+            return ExitSucceeded;
+        }
+        finally
+        {
+            foreach (var d in disposables)
+            {
+                d.Dispose();
+            }
+        }
+    }
+
+    private static bool[]? ReadPoisonFlags(RunDatasetInput file, DatasetReadOptions options)
+    {
+        try
+        {
+            return NumpyReader.ReadPoisonFlags(File.ReadAllBytes(file.Path), file.FileName, options);
+        }
+        catch (DatasetFileException e)
+        {
+            throw new DatasetFileException($"poisoned training set ({file.FileName}): {e.Message}");
+        }
+    }
+
+    /// <summary>index,label,suspected,suspicion[,extra columns][,poisoned]: one row per training sample, in order.</summary>
+    public static string SuspectedCsv(TrainingDefenseResult result, ImageDataset train, IReadOnlyList<bool>? poisoned)
+    {
+        var labels = train.Labels.data<long>().ToArray();
+        var suspected = result.Suspected.ToHashSet();
+        var columns = result.SampleColumns.ToList();
+        var sb = new StringBuilder("index,label,suspected,suspicion");
+        foreach (var (name, _) in columns) sb.Append(',').Append(name);
+        sb.Append(poisoned is null ? "\n" : ",poisoned\n");
+        for (var i = 0; i < labels.Length; i++)
+        {
+            sb.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(labels[i].ToString(CultureInfo.InvariantCulture)).Append(',')
+                .Append(suspected.Contains(i) ? '1' : '0').Append(',').Append(result.Suspicion[i].ToString("R", CultureInfo.InvariantCulture));
+            foreach (var (_, values) in columns) sb.Append(',').Append(values[i].ToString("R", CultureInfo.InvariantCulture));
+            if (poisoned is not null) sb.Append(',').Append(poisoned[i] ? '1' : '0');
+            sb.Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    private static (ImageDataset? Test, ImageDataset? BackdoorTest) ReadTestSets(RunSpec spec, DatasetReadOptions options, InputSpec input, RunLog log, List<IDisposable> owned)
+    {
+        var test = spec.TestSet is { } t ? Read(t, "test set", options, input, log, owned) : null;
+        var backdoorTest = spec.BackdoorTestSet is { } bt ? Read(bt, "backdoor test set", options, input, log, owned) : null;
+        return (test, backdoorTest);
+    }
+
+    /// <summary>Builds the backdoor test set from the trigger when none was uploaded, and says what cannot be measured.</summary>
+    private static ImageDataset? CompleteBackdoorTest(RunSpec spec, ImageDataset? test, ImageDataset? backdoorTest, TriggerSpec? trigger, RunLog log, List<IDisposable> owned)
+    {
+        if (backdoorTest is null && test is not null && trigger is not null && spec.TargetLabel is { } target)
+        {
+            if (target < 0 || target >= spec.Model.NumClasses)
+            {
+                throw new DefenseInputException($"target label {target} is outside 0..{spec.Model.NumClasses - 1}");
+            }
+
+            var built = BackdoorTestSet.Build(test, trigger, target);
+            owned.Add(built);
+            backdoorTest = built.Data;
+            log.Log($"backdoor test set: {backdoorTest.Count} triggered test images (target {target} excluded)");
+        }
+
+        if (test is null)
+        {
+            log.Log("no test set: before/after metrics are not computed");
+        }
+        else if (backdoorTest is null)
+        {
+            log.Log("no backdoor test set (upload one or give a trigger and the target label): ASR and RA are not computed");
+        }
+
+        return backdoorTest;
+    }
+
     private static readonly JsonSerializerOptions ArtifactJson = new(RunEventJson.Options) { WriteIndented = true };
 
     private static InputSpec CreateInput(RunModelInput model)
@@ -309,15 +490,24 @@ public static class RunWorker
         }
     }
 
-    /// <summary>phase,x,x_label,val_acc,val_asr,val_ra,loss,note — one row per trajectory point.</summary>
+    /// <summary>
+    /// phase,x,x_label,val_acc,val_asr,val_ra,loss,note — one row per trajectory point — followed by one column per
+    /// named value (<see cref="TrajectoryPoint.Values"/>) in order of first appearance, when any point has them.
+    /// </summary>
     public static string TrajectoryCsv(IEnumerable<TrajectoryPoint> points)
     {
-        var sb = new StringBuilder("phase,x,x_label,val_acc,val_asr,val_ra,loss,note\n");
-        foreach (var p in points)
+        var list = points.ToList();
+        var extra = list.SelectMany(p => p.Values?.Keys ?? []).Distinct().ToList();
+        var sb = new StringBuilder("phase,x,x_label,val_acc,val_asr,val_ra,loss,note");
+        foreach (var name in extra) sb.Append(',').Append(Csv(name));
+        sb.Append('\n');
+        foreach (var p in list)
         {
             sb.Append(Csv(p.Phase)).Append(',').Append(Num(p.X)).Append(',').Append(Csv(p.XLabel)).Append(',')
                 .Append(Num(p.ValAcc)).Append(',').Append(Num(p.ValAsr)).Append(',').Append(Num(p.ValRa)).Append(',')
-                .Append(Num(p.Loss)).Append(',').Append(Csv(p.Note)).Append('\n');
+                .Append(Num(p.Loss)).Append(',').Append(Csv(p.Note));
+            foreach (var name in extra) sb.Append(',').Append(Num(p.Values is { } v && v.TryGetValue(name, out var value) ? value : null));
+            sb.Append('\n');
         }
 
         return sb.ToString();

@@ -8,6 +8,14 @@ public sealed class PoisonedDataset(ImageDataset data, int[] poisonedIndices) : 
     public ImageDataset Data { get; } = data;
     public IReadOnlyList<int> PoisonedIndices { get; } = poisonedIndices;
 
+    /// <summary>Per-sample ground truth: flags[i] is true when row i of <see cref="Data"/> was poisoned.</summary>
+    public bool[] PoisonFlags()
+    {
+        var flags = new bool[Data.Count];
+        foreach (var i in PoisonedIndices) flags[i] = true;
+        return flags;
+    }
+
     public void Dispose() => Data.Dispose();
 }
 

@@ -45,8 +45,8 @@ public sealed class DefenseContext
 /// <summary>What a defense reports besides the purified model.</summary>
 public sealed record DefenseOutcome(IReadOnlyList<TrajectoryPoint> Trajectory, OperatingPoint Chosen, IReadOnlyDictionary<string, object> Findings);
 
-/// <summary>A defense: a named sequence of steps that purifies a model. One implementation per file.</summary>
-public interface IDefense
+/// <summary>What the API shows about a defense of either kind: names, needs, steps and the parameter schema.</summary>
+public interface IDefenseDescription
 {
     /// <summary>Stable identifier used by the API, e.g. "grad-prune".</summary>
     string Name { get; }
@@ -58,6 +58,10 @@ public interface IDefense
     DefenseNeeds Needs { get; }
     IReadOnlyList<ParameterSpec> Parameters { get; }
     IReadOnlyList<string> Steps { get; }
+}
 
+/// <summary>A post-training defense: a named sequence of steps that purifies a model. One implementation per file.</summary>
+public interface IDefense : IDefenseDescription
+{
     DefenseOutcome Run(DefenseContext context);
 }
