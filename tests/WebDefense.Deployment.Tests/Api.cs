@@ -22,7 +22,7 @@ public static class Api
     /// <summary>Small Fashion-MNIST sets (20 images per class clean, 300 test) and the demo model.</summary>
     public static async Task<(Guid Model, Guid Clean, Guid Test, Guid BackdoorTest)> UploadDemoAsync(HttpClient client, string directory)
     {
-        var sets = DemoData.Write(directory, perClass: 20, testCount: 300);
+        var sets = DemoData.Write(directory, perClass: 20, testCount: 300, poisonedPerClass: 0);
         using var model = new MultipartFormDataContent
         {
             { new ByteArrayContent(await File.ReadAllBytesAsync(DemoData.ModelPath)), "file", "suspect.pt" },

@@ -60,7 +60,7 @@ public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L 
 public static class SmallData
 {
     private static readonly Lazy<IReadOnlyList<(string Kind, string Name, string Path)>> Sets = new(() =>
-        DemoData.Write(Path.Combine(Path.GetTempPath(), "wd-server-tests", "data-" + Environment.ProcessId), perClass: 20, testCount: 300));
+        DemoData.Write(Path.Combine(Path.GetTempPath(), "wd-server-tests", "data-" + Environment.ProcessId), perClass: 20, testCount: 300, poisonedPerClass: 60));
 
     public static string PathOf(string kind) => Sets.Value.First(s => s.Kind == kind).Path;
 

@@ -33,7 +33,9 @@ public sealed record MetricsEvent(string Stage, BackdoorMetrics Metrics) : RunEv
 
 /// <summary>
 /// The run succeeded. Artifacts (relative to the output directory): the purified model in the uploaded format
-/// (<see cref="ModelFile"/>), metrics.json, metrics.csv, trajectory.json and log.txt.
+/// (<see cref="ModelFile"/>; a training-time run: the trained model as a PyTorch state dict), metrics.json, metrics.csv,
+/// trajectory.json, log.txt and, for a training-time run, <see cref="SuspectedFile"/> with <see cref="Suspected"/> rows
+/// flagged and <see cref="Detection"/> when the training set carried the poisoning truth.
 /// </summary>
 public sealed record CompletedEvent(
     BackdoorMetrics? Before,
@@ -44,7 +46,10 @@ public sealed record CompletedEvent(
     IReadOnlyDictionary<string, object> Findings,
     double WallSeconds,
     string Device,
-    string ModelFile) : RunEvent;
+    string ModelFile,
+    string? SuspectedFile = null,
+    int? Suspected = null,
+    DetectionMetrics? Detection = null) : RunEvent;
 
 /// <summary>The run failed with a message meant for the user (bad input) or an internal error.</summary>
 public sealed record FailedEvent(string Error, bool UserError) : RunEvent;

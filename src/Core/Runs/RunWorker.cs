@@ -336,7 +336,7 @@ public static class RunWorker
             TryWriteLog(spec, log);
             var findings = new Dictionary<string, object>(result.Findings) { ["suspected"] = result.Suspected.Count };
             log.Emit(new CompletedEvent(result.Undefended, result.After, result.Der, result.Chosen, result.Parameters, findings,
-                total.Elapsed.TotalSeconds, device, modelFile));
+                total.Elapsed.TotalSeconds, device, modelFile, SuspectedSamplesFile, result.Suspected.Count, result.Detection));
             return ExitSucceeded;
         }
         finally

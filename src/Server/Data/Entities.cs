@@ -70,6 +70,12 @@ public sealed class DatasetRecord
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
 }
 
+public static class RunKinds
+{
+    public const string PostTraining = "post-training";
+    public const string TrainingTime = "training-time";
+}
+
 public enum RunStatus { Queued, Running, Succeeded, Failed, Cancelled }
 
 public sealed class RunRecord
@@ -77,7 +83,14 @@ public sealed class RunRecord
     public Guid Id { get; set; } = Guid.NewGuid();
     public Guid TeamId { get; set; }
     public Guid? BatchId { get; set; }
-    public Guid ModelId { get; set; }
+    /// <summary>post-training (purifies <see cref="ModelId"/>) or training-time (trains <see cref="Architecture"/> on <see cref="PoisonedTrainDatasetId"/>).</summary>
+    public string Kind { get; set; } = RunKinds.PostTraining;
+    /// <summary>The suspect model; null for a training-time run.</summary>
+    public Guid? ModelId { get; set; }
+    /// <summary>Training-time runs: the zoo architecture trained, its class count, and the untrusted training set.</summary>
+    public string? Architecture { get; set; }
+    public int? NumClasses { get; set; }
+    public Guid? PoisonedTrainDatasetId { get; set; }
     public required string Defense { get; set; }
     public RunStatus Status { get; set; }
     public double Progress { get; set; }
@@ -101,6 +114,13 @@ public sealed class RunRecord
     public double? AfterAsr { get; set; }
     public double? AfterRa { get; set; }
     public double? Der { get; set; }
+    /// <summary>Training-time runs: how many training samples were suspected of being poisoned.</summary>
+    public int? SuspectedCount { get; set; }
+    /// <summary>Training-time runs whose training set carried the poisoning truth: poisoned samples, and those among the suspected.</summary>
+    public int? PoisonedCount { get; set; }
+    public int? TruePositives { get; set; }
+    public double? DetectionPrecision { get; set; }
+    public double? DetectionRecall { get; set; }
     public string? ChosenPoint { get; set; }
     public string? ChosenRule { get; set; }
     /// <summary>The device the run computed on (cpu, cuda:N), as the worker reported it.</summary>
@@ -144,7 +164,7 @@ public sealed class RunArtifactRecord
 {
     public long Id { get; set; }
     public Guid RunId { get; set; }
-    /// <summary>model, metrics.json, metrics.csv, log, trajectory.json.</summary>
+    /// <summary>model, metrics.json, metrics.csv, log, trajectory.json, suspected.csv (training-time runs).</summary>
     public required string Kind { get; set; }
     public required string FileName { get; set; }
     public required string Sha256 { get; set; }

@@ -17,8 +17,16 @@ public static class DemoData
 
     public static bool FashionMnistAvailable => File.Exists(Path.Combine(FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"));
 
-    /// <summary>Writes clean.npz (perClass images of each class from train), test.npz (the first testCount test images) and backdoor-test.npz (their triggered non-target images, TRUE labels).</summary>
-    public static IReadOnlyList<(string Kind, string Name, string Path)> Write(string directory, int perClass = 50, int testCount = 10_000)
+    /// <summary>The demo's poisoning of its untrusted training set (for the training-time defense): BadNets, 10%, target 0.</summary>
+    public const double PoisonRatio = 0.1;
+
+    /// <summary>
+    /// Writes clean.npz (perClass images of each class from train), test.npz (the first testCount test images),
+    /// backdoor-test.npz (their triggered non-target images, TRUE labels) and poisoned-train.npz: poisonedPerClass further
+    /// training images of each class (none of the clean ones), <see cref="PoisonRatio"/> of them BadNets-poisoned towards
+    /// <see cref="TargetLabel"/> by the attack lab, with the truth as the array "poisoned" (reporting only).
+    /// </summary>
+    public static IReadOnlyList<(string Kind, string Name, string Path)> Write(string directory, int perClass = 50, int testCount = 10_000, int poisonedPerClass = 500)
     {
         Directory.CreateDirectory(directory);
         var written = new List<(string, string, string)>();
@@ -30,6 +38,16 @@ public static class DemoData
             var path = Path.Combine(directory, "fmnist-clean.npz");
             NpzWriter.Write(clean, path);
             written.Add(("clean", $"Fashion-MNIST clean ({perClass}/class)", path));
+            if (poisonedPerClass > 0)
+            {
+                var rest = labels.Select((label, i) => (label, i: (long)i)).GroupBy(p => p.label).OrderBy(g => g.Key)
+                    .SelectMany(g => g.Skip(perClass).Take(poisonedPerClass).Select(p => p.i)).ToArray();
+                using var untrusted = train.Subset(rest);
+                using var poisoned = Poisoning.Poison(untrusted, TriggerSpec.FromJson(TriggerJson), TargetLabel, PoisonRatio, cleanLabel: false, seed: 0);
+                var poisonedPath = Path.Combine(directory, "fmnist-poisoned-train.npz");
+                NpzWriter.Write(poisoned.Data, poisonedPath, poisoned.PoisonFlags());
+                written.Add(("poisoned-train", $"Fashion-MNIST training set, BadNets {PoisonRatio:P0} poisoned ({untrusted.Count}, with truth)", poisonedPath));
+            }
         }
 
         using var all = Read("t10k");

@@ -41,7 +41,8 @@ public sealed class RunJob(
             var spec = await BuildSpecAsync(run, output);
             TryDelete(output);
             Directory.CreateDirectory(output);
-            log.LogInformation("Run {RunId} started (attempt {Attempt}): {Defense} on model {ModelId}", runId, attempt, run.Defense, run.ModelId);
+            log.LogInformation("Run {RunId} started (attempt {Attempt}): {Defense} on {Input}", runId, attempt, run.Defense,
+                run.ModelId is { } modelId ? $"model {modelId}" : $"{run.Architecture} trained on data set {run.PoisonedTrainDatasetId}");
             result = await executor.ExecuteAsync(spec, e => OnEventAsync(runId, attempt, e), cts.Token);
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
@@ -80,8 +81,8 @@ public sealed class RunJob(
 
     private async Task<RunSpec> BuildSpecAsync(RunRecord run, string output)
     {
-        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == run.ModelId);
-        var ids = new[] { run.CleanDatasetId, run.TestDatasetId, run.BackdoorTestDatasetId, run.BackdoorSamplesDatasetId }.OfType<Guid>().ToArray();
+        var ids = new[] { run.CleanDatasetId, run.TestDatasetId, run.BackdoorTestDatasetId, run.BackdoorSamplesDatasetId, run.PoisonedTrainDatasetId }
+            .OfType<Guid>().ToArray();
         var datasets = await db.Datasets.AsNoTracking().Where(d => ids.Contains(d.Id)).ToDictionaryAsync(d => d.Id);
         RunDatasetInput? Input(Guid? id) => id is { } key && datasets.TryGetValue(key, out var d)
             ? new RunDatasetInput { Path = store.PathOf(d.StoredName), FileName = d.FileName }
@@ -93,15 +94,8 @@ public sealed class RunJob(
             Defense = run.Defense,
             Parameters = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(run.RequestedParameters) ?? new(),
             Seed = run.Seed,
-            Model = new RunModelInput
-            {
-                Path = store.PathOf(model.StoredName),
-                Architecture = model.Architecture,
-                NumClasses = model.NumClasses,
-                InputShape = [model.Channels, model.Height, model.Width],
-                Mean = FormParsing.Split(model.Mean),
-                Std = FormParsing.Split(model.Std),
-            },
+            Model = await ModelInputAsync(run, datasets),
+            PoisonedTrain = Input(run.PoisonedTrainDatasetId),
             CleanData = Input(run.CleanDatasetId),
             TestSet = Input(run.TestDatasetId),
             BackdoorTestSet = Input(run.BackdoorTestDatasetId),
@@ -111,6 +105,38 @@ public sealed class RunJob(
             OutputDirectory = output,
             Threads = options.Value.TorchThreads > 0 ? options.Value.TorchThreads : Environment.ProcessorCount,
             Device = device.Resolved,
+        };
+    }
+
+    /// <summary>
+    /// The uploaded model and its declaration; for a training-time run only the declaration: the architecture, the class
+    /// count and the training set's image shape, pixels in [0, 1] without further normalisation (mean 0, std 1), as the attack lab trains.
+    /// </summary>
+    private async Task<RunModelInput> ModelInputAsync(RunRecord run, Dictionary<Guid, DatasetRecord> datasets)
+    {
+        if (run.Kind == RunKinds.TrainingTime)
+        {
+            var train = datasets[run.PoisonedTrainDatasetId ?? throw new InvalidOperationException("a training-time run without its training set")];
+            var input = WebDefense.Core.Data.InputSpec.Create(train.Channels, train.Height, train.Width);
+            return new RunModelInput
+            {
+                Architecture = run.Architecture,
+                NumClasses = run.NumClasses ?? train.MaxLabel + 1,
+                InputShape = [input.Channels, input.Height, input.Width],
+                Mean = input.Mean,
+                Std = input.Std,
+            };
+        }
+
+        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == run.ModelId);
+        return new RunModelInput
+        {
+            Path = store.PathOf(model.StoredName),
+            Architecture = model.Architecture,
+            NumClasses = model.NumClasses,
+            InputShape = [model.Channels, model.Height, model.Width],
+            Mean = FormParsing.Split(model.Mean),
+            Std = FormParsing.Split(model.Std),
         };
     }
 
@@ -218,6 +244,11 @@ public sealed class RunJob(
         run.Findings = JsonSerializer.Serialize(done.Findings, RunSpec.Json);
         run.WallSeconds = done.WallSeconds;
         run.Device = done.Device;
+        run.SuspectedCount = done.Suspected;
+        if (done.Detection is { } d)
+        {
+            (run.PoisonedCount, run.TruePositives, run.DetectionPrecision, run.DetectionRecall) = (d.Poisoned, d.TruePositives, d.Precision, d.Recall);
+        }
     }
 
     private static (double?, double?, double?) Metrics(BackdoorMetrics? m, double? acc, double? asr, double? ra) =>
@@ -227,8 +258,13 @@ public sealed class RunJob(
     {
         var files = new List<(string Kind, string FileName, string Path)>();
         var modelPath = Path.Combine(output, Path.GetFileName(done.ModelFile));
-        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == run.ModelId);
-        files.Add(("model", $"purified-{run.Id:N}{ArtifactStore.SafeExtension(done.ModelFile)}", modelPath));
+        var prefix = run.Kind == RunKinds.TrainingTime ? "trained" : "purified";
+        files.Add(("model", $"{prefix}-{run.Id:N}{ArtifactStore.SafeExtension(done.ModelFile)}", modelPath));
+        if (done.SuspectedFile is { } suspected)
+        {
+            files.Add((SuspectedArtifact, SuspectedArtifact, Path.Combine(output, Path.GetFileName(suspected))));
+        }
+
         foreach (var name in new[] { "metrics.json", "metrics.csv", "trajectory.json" })
         {
             var path = Path.Combine(output, name);
@@ -259,9 +295,10 @@ public sealed class RunJob(
             var stored = store.Add(path, sha, fileName, move: false);
             db.RunArtifacts.Add(new RunArtifactRecord { RunId = run.Id, Kind = kind, FileName = fileName, Sha256 = sha, StoredName = stored, SizeBytes = size });
         }
-
-        _ = model;
     }
+
+    /// <summary>The artifact kind (and file name) of a training-time run's per-sample suspicion list.</summary>
+    public const string SuspectedArtifact = "suspected.csv";
 
     private void Publish(Guid runId, string type, object payload) =>
         updates.Publish(runId, new RunUpdate(type, payload as string ?? JsonSerializer.Serialize(payload, RunUpdates.Json)));

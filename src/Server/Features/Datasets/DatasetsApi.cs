@@ -129,8 +129,15 @@ public static class DatasetsApi
             };
             try
             {
-                using var data = DatasetReader.Read(await File.ReadAllBytesAsync(upload.FilePath!, ct), upload.FileName, readOptions);
+                var bytes = await File.ReadAllBytesAsync(upload.FilePath!, ct);
+                using var data = DatasetReader.Read(bytes, upload.FileName, readOptions);
                 var classes = data.Data.Classes();
+                // A poisoned training set may carry the truth (a bool array "poisoned", one flag per image): checked now, used for reporting only.
+                if (kind == DatasetKinds.PoisonedTrain && NumpyReader.ReadPoisonFlags(bytes, upload.FileName, readOptions) is { } flags && flags.Length != data.Data.Count)
+                {
+                    throw new DatasetFileException($"{flags.Length} poison flags for {data.Data.Count} images");
+                }
+
                 record.Count = data.Data.Count;
                 record.Channels = data.Data.Channels;
                 record.Height = data.Data.Height;
@@ -177,7 +184,7 @@ public static class DatasetsApi
         var team = http.User.TeamId();
         var d = await db.Datasets.FirstOrDefaultAsync(x => x.Id == id && x.TeamId == team, ct);
         if (d is null) return TypedResults.NotFound();
-        var runs = await db.Runs.CountAsync(r => r.CleanDatasetId == id || r.TestDatasetId == id || r.BackdoorTestDatasetId == id || r.BackdoorSamplesDatasetId == id, ct);
+        var runs = await db.Runs.CountAsync(r => r.CleanDatasetId == id || r.TestDatasetId == id || r.BackdoorTestDatasetId == id || r.BackdoorSamplesDatasetId == id || r.PoisonedTrainDatasetId == id, ct);
         if (runs > 0) return TypedResults.Problem($"the data set is used by {runs} run(s); delete them first", statusCode: StatusCodes.Status409Conflict, title: "Data set in use");
         db.Datasets.Remove(d);
         await db.SaveChangesAsync(ct);

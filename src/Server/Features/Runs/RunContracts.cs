@@ -3,9 +3,13 @@ using WebDefense.Server.Data;
 
 namespace WebDefense.Server.Features.Runs;
 
-/// <summary>Start one run, or one run per seed when <see cref="Seeds"/> is given (a batch).</summary>
+/// <summary>
+/// Start one run, or one run per seed when <see cref="Seeds"/> is given (a batch). A post-training defense takes
+/// <see cref="ModelId"/> and clean data; a training-time defense (advrbd) takes <see cref="PoisonedTrainDatasetId"/>,
+/// <see cref="Architecture"/> and optionally <see cref="NumClasses"/> instead.
+/// </summary>
 public sealed record StartRunRequest(
-    Guid ModelId,
+    Guid? ModelId,
     string Defense,
     Dictionary<string, JsonElement>? Parameters,
     Guid? CleanDatasetId,
@@ -15,26 +19,39 @@ public sealed record StartRunRequest(
     Guid? BackdoorSamplesDatasetId,
     int? TargetLabel,
     int? Seed,
-    int[]? Seeds);
+    int[]? Seeds,
+    Guid? PoisonedTrainDatasetId = null,
+    string? Architecture = null,
+    int? NumClasses = null);
 
 public sealed record StartRunResponse(Guid[] RunIds, Guid? BatchId);
 
 public sealed record MetricsResponse(double? Acc, double? Asr, double? Ra);
 
+/// <summary>Detection of poisoned training samples (fractions), when the training set carried the truth.</summary>
+public sealed record DetectionResponse(double Precision, double Recall, double F1, int Suspected, int Poisoned, int TruePositives)
+{
+    public static DetectionResponse? From(RunRecord r) =>
+        r is { DetectionPrecision: { } p, DetectionRecall: { } rec, SuspectedCount: { } s, PoisonedCount: { } n, TruePositives: { } tp }
+            ? new(p, rec, p + rec > 0 ? 2 * p * rec / (p + rec) : 0, s, n, tp)
+            : null;
+}
+
 public sealed record RunResponse(
-    Guid Id, Guid? BatchId, string Status, string Defense, Guid ModelId, Guid? CleanDatasetId, Guid? TestDatasetId,
+    Guid Id, Guid? BatchId, string Status, string Defense, Guid? ModelId, Guid? CleanDatasetId, Guid? TestDatasetId,
     Guid? BackdoorTestDatasetId, Guid? BackdoorSamplesDatasetId, string? Trigger, int? TargetLabel, int Seed,
     double Progress, string? Step, string? Message, MetricsResponse Before, MetricsResponse After, double? Der,
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
     string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
-    string? Worker, int Attempt)
+    string? Worker, int Attempt, string Kind, string? Architecture, int? NumClasses, Guid? PoisonedTrainDatasetId, DetectionResponse? Detection)
 {
     public static RunResponse From(RunRecord r) => new(
         r.Id, r.BatchId, r.Status.ToString(), r.Defense, r.ModelId, r.CleanDatasetId, r.TestDatasetId, r.BackdoorTestDatasetId,
         r.BackdoorSamplesDatasetId, r.TriggerJson, r.TargetLabel, r.Seed, r.Progress, r.Step, r.Message,
         new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
         Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
-        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, r.Worker, r.Attempt);
+        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, r.Worker, r.Attempt,
+        r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r));
 
     private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

@@ -12,6 +12,7 @@ public static class RunCsv
         "id", "batch_id", "status", "defense", "model_id", "model_name", "seed", "target_label",
         "before_acc", "before_asr", "before_ra", "after_acc", "after_asr", "after_ra", "der",
         "chosen_rule", "device", "wall_seconds", "created_at", "finished_at",
+        "kind", "architecture", "poisoned_train_dataset_id", "suspected", "detection_precision", "detection_recall",
     ];
 
     public static string Write(IEnumerable<RunRecord> runs, IReadOnlyDictionary<Guid, string> modelNames)
@@ -22,11 +23,12 @@ public static class RunCsv
         {
             string?[] row =
             [
-                r.Id.ToString(), r.BatchId?.ToString(), r.Status.ToString(), r.Defense, r.ModelId.ToString(),
-                modelNames.TryGetValue(r.ModelId, out var name) ? name : null, N(r.Seed), N(r.TargetLabel),
+                r.Id.ToString(), r.BatchId?.ToString(), r.Status.ToString(), r.Defense, r.ModelId?.ToString(),
+                r.ModelId is { } modelId && modelNames.TryGetValue(modelId, out var name) ? name : null, N(r.Seed), N(r.TargetLabel),
                 N(r.BeforeAcc), N(r.BeforeAsr), N(r.BeforeRa), N(r.AfterAcc), N(r.AfterAsr), N(r.AfterRa), N(r.Der),
                 r.ChosenRule, r.Device, N(r.WallSeconds), r.CreatedAt.ToString("O", CultureInfo.InvariantCulture),
                 r.FinishedAt?.ToString("O", CultureInfo.InvariantCulture),
+                r.Kind, r.Architecture, r.PoisonedTrainDatasetId?.ToString(), N(r.SuspectedCount), N(r.DetectionPrecision), N(r.DetectionRecall),
             ];
             csv.AppendLine(string.Join(',', row.Select(Quote)));
         }

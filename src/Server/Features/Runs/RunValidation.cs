@@ -4,6 +4,8 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
 using WebDefense.Core.Defenses.Framework;
+using WebDefense.Core.Models.Zoo;
+using WebDefense.Server.Features.Datasets;
 using WebDefense.Server.Data;
 
 namespace WebDefense.Server.Features.Runs;
@@ -11,11 +13,19 @@ namespace WebDefense.Server.Features.Runs;
 /// <summary>Checks a run request against the team's models and data sets before anything is queued.</summary>
 public static class RunValidation
 {
+    /// <summary>What the run's images must match: the model's input and classes, or a training-time run's training set.</summary>
+    private sealed record Target(int Channels, int Height, int Width, int NumClasses, string What);
+
     public static async Task<(Dictionary<string, string[]> Errors, string? TriggerJson)> ValidateAsync(StartRunRequest request, Guid team, AppDbContext db, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        var defense = DefenseCatalog.Find(request.Defense ?? "");
-        if (defense is null) errors["defense"] = [$"unknown defense; available: {string.Join(", ", DefenseCatalog.All.Select(d => d.Name))}"];
+        var trainingTime = DefenseCatalog.FindTrainingTime(request.Defense ?? "");
+        IDefenseDescription? defense = (IDefenseDescription?)DefenseCatalog.Find(request.Defense ?? "") ?? trainingTime;
+        if (defense is null)
+        {
+            var names = DefenseCatalog.All.Select(d => d.Name).Concat(DefenseCatalog.TrainingTime.Select(d => d.Name));
+            errors["defense"] = [$"unknown defense; available: {string.Join(", ", names)}"];
+        }
         else
         {
             try
@@ -28,8 +38,9 @@ public static class RunValidation
             }
         }
 
-        var model = await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == request.ModelId && m.TeamId == team, ct);
-        if (model is null) errors["modelId"] = ["no such model"];
+        var target = trainingTime is not null
+            ? await TrainingTargetAsync(request, trainingTime, team, db, errors, ct)
+            : await ModelTargetAsync(request, team, db, errors, ct);
 
         async Task<DatasetRecord?> Dataset(Guid? id, string field, bool required)
         {
@@ -41,21 +52,32 @@ public static class RunValidation
 
             var d = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(x => x.Id == id && x.TeamId == team, ct);
             if (d is null) errors[field] = ["no such data set"];
-            else if (model is not null && (d.Channels != model.Channels || d.Height != model.Height || d.Width != model.Width))
+            else if (target is not null && (d.Channels != target.Channels || d.Height != target.Height || d.Width != target.Width))
             {
-                errors[field] = [$"images are {d.Channels}×{d.Height}×{d.Width} but the model expects {model.Channels}×{model.Height}×{model.Width}"];
+                errors[field] = [$"images are {d.Channels}×{d.Height}×{d.Width} but {target.What} {target.Channels}×{target.Height}×{target.Width}"];
             }
-            else if (model is not null && d.MaxLabel >= model.NumClasses)
+            else if (target is not null && d.MaxLabel >= target.NumClasses)
             {
-                errors[field] = [$"holds label {d.MaxLabel} but the model has {model.NumClasses} classes"];
+                errors[field] = [$"holds label {d.MaxLabel} but the model has {target.NumClasses} classes"];
             }
 
             return d;
         }
 
-        // Data-free defenses (CLP) run without clean data; when given, it only scores their sweep.
-        await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId",
-            required: defense is null || defense.Needs.HasFlag(DefenseNeeds.CleanData));
+        if (trainingTime is not null)
+        {
+            // A training-time defense trains from its poisoned training set: no model, clean data or backdoor samples.
+            if (request.CleanDatasetId is { } c && c != Guid.Empty) errors["cleanDatasetId"] = [$"{trainingTime.Name} takes no clean data set: it trains from the poisoned training set"];
+            if (request.BackdoorSamplesDatasetId is not null) errors["backdoorSamplesDatasetId"] = [$"{trainingTime.Name} takes no backdoor samples"];
+        }
+        else
+        {
+            // Data-free defenses (CLP) run without clean data; when given, it only scores their sweep.
+            await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId",
+                required: defense is null || defense.Needs.HasFlag(DefenseNeeds.CleanData));
+            if (request.PoisonedTrainDatasetId is not null) errors["poisonedTrainDatasetId"] = [$"{defense?.Name ?? "this defense"} purifies a model; a poisoned training set is for training-time defenses ({string.Join(", ", DefenseCatalog.TrainingTime.Select(d => d.Name))})"];
+        }
+
         var test = await Dataset(request.TestDatasetId, "testDatasetId", required: false);
         var backdoorTest = await Dataset(request.BackdoorTestDatasetId, "backdoorTestDatasetId", required: false);
         var samples = await Dataset(request.BackdoorSamplesDatasetId, "backdoorSamplesDatasetId", required: false);
@@ -67,7 +89,7 @@ public static class RunValidation
             try
             {
                 var spec = TriggerSpec.FromJson(triggerJson!);
-                if (model is not null) spec.Validate(model.Channels, model.Height, model.Width);
+                if (target is not null) spec.Validate(target.Channels, target.Height, target.Width);
                 triggerJson = spec.ToJson();
             }
             catch (Exception e) when (e is InvalidTriggerException or JsonException or ArgumentException)
@@ -81,14 +103,9 @@ public static class RunValidation
             errors["backdoorSamplesDatasetId"] = [$"{defense.Name} needs backdoor samples: give a trigger or a backdoor-samples data set"];
         }
 
-        if (defense is not null && defense.Needs.HasFlag(DefenseNeeds.PoisonedTrainingSet))
+        if (request.TargetLabel is { } label && target is not null && (label < 0 || label >= target.NumClasses))
         {
-            errors["defense"] = [$"{defense.Name} needs a poisoned training set, which runs do not take yet"];
-        }
-
-        if (request.TargetLabel is { } target && model is not null && (target < 0 || target >= model.NumClasses))
-        {
-            errors["targetLabel"] = [$"must lie in [0, {model.NumClasses})"];
+            errors["targetLabel"] = [$"must lie in [0, {target.NumClasses})"];
         }
 
         if ((backdoorTest is not null || (triggerJson is not null && test is not null)) && request.TargetLabel is null)
@@ -101,4 +118,69 @@ public static class RunValidation
         _ = samples;
         return (errors, triggerJson);
     }
+
+    private static async Task<Target?> ModelTargetAsync(StartRunRequest request, Guid team, AppDbContext db, Dictionary<string, string[]> errors, CancellationToken ct)
+    {
+        if (request.Architecture is not null) errors["architecture"] = ["only training-time defenses take an architecture; a post-training defense uses the uploaded model's"];
+        if (request.NumClasses is not null) errors["numClasses"] = ["only training-time defenses take a class count"];
+        var model = request.ModelId is { } id ? await db.Models.AsNoTracking().FirstOrDefaultAsync(m => m.Id == id && m.TeamId == team, ct) : null;
+        if (model is null)
+        {
+            errors["modelId"] = [request.ModelId is null ? "required" : "no such model"];
+            return null;
+        }
+
+        return new Target(model.Channels, model.Height, model.Width, model.NumClasses, "the model expects");
+    }
+
+    /// <summary>A training-time run: no model; a poisoned-train data set, a zoo architecture and the class count (default: the largest label + 1).</summary>
+    private static async Task<Target?> TrainingTargetAsync(
+        StartRunRequest request, ITrainingDefense defense, Guid team, AppDbContext db, Dictionary<string, string[]> errors, CancellationToken ct)
+    {
+        if (request.ModelId is not null) errors["modelId"] = [$"{defense.Name} trains a new model from the poisoned training set; it takes an architecture, not a model"];
+        if (request.Architecture is not { } architecture || string.IsNullOrWhiteSpace(architecture))
+        {
+            errors["architecture"] = [$"required: one of {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}"];
+        }
+        else if (!ModelZoo.Contains(architecture))
+        {
+            errors["architecture"] = [$"unknown architecture; one of {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}"];
+        }
+
+        if (request.PoisonedTrainDatasetId is not { } trainId)
+        {
+            errors["poisonedTrainDatasetId"] = [$"required: {defense.Name} trains from an untrusted training set (a data set of kind {DatasetKinds.PoisonedTrain})"];
+            return null;
+        }
+
+        var train = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(d => d.Id == trainId && d.TeamId == team, ct);
+        if (train is null)
+        {
+            errors["poisonedTrainDatasetId"] = ["no such data set"];
+            return null;
+        }
+
+        if (train.Kind != DatasetKinds.PoisonedTrain)
+        {
+            errors["poisonedTrainDatasetId"] = [$"is a {train.Kind} data set; upload the training set with kind {DatasetKinds.PoisonedTrain}"];
+            return null;
+        }
+
+        var classes = request.NumClasses ?? train.MaxLabel + 1;
+        if (classes < 2 || classes > MaxClasses)
+        {
+            errors["numClasses"] = [$"must lie in [2, {MaxClasses}]"];
+            return null;
+        }
+
+        if (train.MaxLabel >= classes)
+        {
+            errors["numClasses"] = [$"the training set holds label {train.MaxLabel}; at least {train.MaxLabel + 1} classes are needed"];
+            return null;
+        }
+
+        return new Target(train.Channels, train.Height, train.Width, classes, "the training set's images are");
+    }
+
+    private const int MaxClasses = 1000;
 }

@@ -6,6 +6,8 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using WebDefense.Core.Defenses;
+using WebDefense.Core.Models.Zoo;
 using WebDefense.Core.Runs;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
@@ -23,7 +25,7 @@ public static class RunsApi
             .WithSummary("Start a defense run (or one per seed in seeds[], a batch); impossible combinations answer 400 at once.")
             .Produces<StartRunResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem();
-        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
+        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, kind (post-training|training-time), modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
         api.MapGet("/export.csv", ExportAsync).WithSummary("Every run the filters match (same filters and sort as the list, no paging) as CSV.")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
         api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics.");
@@ -32,11 +34,13 @@ public static class RunsApi
         api.MapGet("/{id:guid}/events", Events).WithSummary("Server-sent events: status, step, progress, point, log, metrics, completed, failed.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         api.MapGet("/{id:guid}/artifacts/model", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "model", http, db, store, ct))
-            .WithSummary("The purified model, in the uploaded format.");
+            .WithSummary("The purified model, in the uploaded format (a training-time run: the trained model as a PyTorch state dict).");
         api.MapGet("/{id:guid}/artifacts/metrics.json", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "metrics.json", http, db, store, ct))
             .WithSummary("Metrics before and after, chosen point, parameters (JSON).");
         api.MapGet("/{id:guid}/artifacts/metrics.csv", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, "metrics.csv", http, db, store, ct))
             .WithSummary("Metrics as CSV.");
+        api.MapGet("/{id:guid}/artifacts/suspected.csv", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, RunJob.SuspectedArtifact, http, db, store, ct))
+            .WithSummary("Training-time runs: every training sample with its label, whether it is suspected of being poisoned, its suspicion score (and the truth when the data set had it), as CSV.");
         api.MapGet("/{id:guid}/artifacts/log", LogAsync).WithSummary("The run's log (text).");
         api.MapGet("/{id:guid}/artifacts.zip", ZipAsync).WithSummary("Every artifact of a finished run in one zip.");
         api.MapPost("/{id:guid}/cancel", CancelAsync).WithSummary("Cancel a queued or running run.");
@@ -54,12 +58,21 @@ public static class RunsApi
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
 
         var seeds = request.Seeds is { Length: > 0 } s ? s.Distinct().ToArray() : [request.Seed ?? 0];
+        // A training-time run records its class count: given, or the training set's largest label + 1 (validated above).
+        var classes = request.NumClasses ?? (request.PoisonedTrainDatasetId is { } trainId
+            ? await db.Datasets.AsNoTracking().Where(d => d.Id == trainId).Select(d => d.MaxLabel + 1).FirstAsync(ct)
+            : 0);
         var batch = seeds.Length > 1 ? Guid.NewGuid() : (Guid?)null;
+        var trainingTime = DefenseCatalog.FindTrainingTime(request.Defense) is not null;
         var runs = seeds.Select(seed => new RunRecord
         {
             TeamId = team,
             BatchId = batch,
+            Kind = trainingTime ? RunKinds.TrainingTime : RunKinds.PostTraining,
             ModelId = request.ModelId,
+            Architecture = trainingTime ? ModelZoo.Names.First(n => string.Equals(n.Name, request.Architecture!.Trim(), StringComparison.OrdinalIgnoreCase)).Name : null,
+            NumClasses = trainingTime ? classes : null,
+            PoisonedTrainDatasetId = request.PoisonedTrainDatasetId,
             Defense = request.Defense.ToLowerInvariant(),
             Status = RunStatus.Queued,
             CleanDatasetId = request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId,
@@ -79,9 +92,9 @@ public static class RunsApi
     }
 
     private static async Task<Ok<RunPage>> ListAsync(
-        HttpContext http, AppDbContext db, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort, int? page, int? pageSize, CancellationToken ct)
+        HttpContext http, AppDbContext db, string? status, string? defense, string? kind, Guid? modelId, Guid? batchId, string? sort, int? page, int? pageSize, CancellationToken ct)
     {
-        var query = Filter(db, http.User.TeamId(), status, defense, modelId, batchId, sort);
+        var query = Filter(db, http.User.TeamId(), status, defense, kind, modelId, batchId, sort);
         var size = Math.Clamp(pageSize ?? 50, 1, 500);
         var number = Math.Max(page ?? 1, 1);
         var total = await query.CountAsync(ct);
@@ -90,9 +103,9 @@ public static class RunsApi
     }
 
     private static async Task<IResult> ExportAsync(
-        HttpContext http, AppDbContext db, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort, CancellationToken ct)
+        HttpContext http, AppDbContext db, string? status, string? defense, string? kind, Guid? modelId, Guid? batchId, string? sort, CancellationToken ct)
     {
-        var runs = await Filter(db, http.User.TeamId(), status, defense, modelId, batchId, sort).Take(ExportLimit).ToListAsync(ct);
+        var runs = await Filter(db, http.User.TeamId(), status, defense, kind, modelId, batchId, sort).Take(ExportLimit).ToListAsync(ct);
         var models = await db.Models.AsNoTracking().Where(m => m.TeamId == http.User.TeamId()).ToDictionaryAsync(m => m.Id, m => m.Name, ct);
         return TypedResults.Text(RunCsv.Write(runs, models), "text/csv; charset=utf-8");
     }
@@ -100,9 +113,10 @@ public static class RunsApi
     private const int ExportLimit = 100_000;
 
     /// <summary>The team's runs with the list filters and sort: created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds, "-" for descending (default -created).</summary>
-    private static IQueryable<RunRecord> Filter(AppDbContext db, Guid team, string? status, string? defense, Guid? modelId, Guid? batchId, string? sort)
+    private static IQueryable<RunRecord> Filter(AppDbContext db, Guid team, string? status, string? defense, string? kind, Guid? modelId, Guid? batchId, string? sort)
     {
         var query = db.Runs.AsNoTracking().Where(r => r.TeamId == team);
+        if (kind is not null) query = query.Where(r => r.Kind == kind.ToLower());
         if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st);
         if (defense is not null) query = query.Where(r => r.Defense == defense.ToLower());
         if (modelId is not null) query = query.Where(r => r.ModelId == modelId);
@@ -161,7 +175,7 @@ public static class RunsApi
         if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
         var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == id && a.Kind == kind, ct);
         if (artifact is null) return TypedResults.Problem("the run has no such artifact (yet)", statusCode: StatusCodes.Status404NotFound);
-        var type = kind switch { "metrics.json" => "application/json", "metrics.csv" => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
+        var type = kind switch { "metrics.json" => "application/json", "metrics.csv" or RunJob.SuspectedArtifact => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
         return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), type, artifact.FileName);
     }
 
@@ -232,7 +246,7 @@ public static class RunsApi
         var request = new StartRunRequest(run.ModelId, run.Defense,
             JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(run.RequestedParameters), run.CleanDatasetId, run.TestDatasetId,
             run.BackdoorTestDatasetId, run.TriggerJson is null ? null : JsonDocument.Parse(run.TriggerJson).RootElement.Clone(),
-            run.BackdoorSamplesDatasetId, run.TargetLabel, run.Seed, null);
+            run.BackdoorSamplesDatasetId, run.TargetLabel, run.Seed, null, run.PoisonedTrainDatasetId, run.Architecture, run.NumClasses);
         var result = await StartAsync(request, http, db, queue, ct);
         return result.Result switch
         {

@@ -399,6 +399,9 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<double?>("AfterRa")
                         .HasColumnType("double precision");
 
+                    b.Property<string>("Architecture")
+                        .HasColumnType("text");
+
                     b.Property<int>("Attempt")
                         .IsConcurrencyToken()
                         .HasColumnType("integer");
@@ -440,6 +443,12 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<double?>("Der")
                         .HasColumnType("double precision");
 
+                    b.Property<double?>("DetectionPrecision")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("DetectionRecall")
+                        .HasColumnType("double precision");
+
                     b.Property<string>("Device")
                         .HasColumnType("text");
 
@@ -452,13 +461,26 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<DateTimeOffset?>("FinishedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("text");
+
                     b.Property<DateTimeOffset?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("Message")
                         .HasColumnType("text");
 
-                    b.Property<Guid>("ModelId")
+                    b.Property<Guid?>("ModelId")
+                        .HasColumnType("uuid");
+
+                    b.Property<int?>("NumClasses")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("PoisonedCount")
+                        .HasColumnType("integer");
+
+                    b.Property<Guid?>("PoisonedTrainDatasetId")
                         .HasColumnType("uuid");
 
                     b.Property<double>("Progress")
@@ -485,6 +507,9 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<string>("Step")
                         .HasColumnType("text");
 
+                    b.Property<int?>("SuspectedCount")
+                        .HasColumnType("integer");
+
                     b.Property<int?>("TargetLabel")
                         .HasColumnType("integer");
 
@@ -496,6 +521,9 @@ namespace WebDefense.Server.Data.Migrations.Postgres
 
                     b.Property<string>("TriggerJson")
                         .HasColumnType("text");
+
+                    b.Property<int?>("TruePositives")
+                        .HasColumnType("integer");
 
                     b.Property<double?>("WallSeconds")
                         .HasColumnType("double precision");

@@ -386,6 +386,9 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<double?>("AfterRa")
                         .HasColumnType("REAL");
 
+                    b.Property<string>("Architecture")
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("Attempt")
                         .IsConcurrencyToken()
                         .HasColumnType("INTEGER");
@@ -427,6 +430,12 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<double?>("Der")
                         .HasColumnType("REAL");
 
+                    b.Property<double?>("DetectionPrecision")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("DetectionRecall")
+                        .HasColumnType("REAL");
+
                     b.Property<string>("Device")
                         .HasColumnType("TEXT");
 
@@ -439,13 +448,26 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<long?>("FinishedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("LeaseExpiresAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("Message")
                         .HasColumnType("TEXT");
 
-                    b.Property<Guid>("ModelId")
+                    b.Property<Guid?>("ModelId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("NumClasses")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("PoisonedCount")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<Guid?>("PoisonedTrainDatasetId")
                         .HasColumnType("TEXT");
 
                     b.Property<double>("Progress")
@@ -472,6 +494,9 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<string>("Step")
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("SuspectedCount")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int?>("TargetLabel")
                         .HasColumnType("INTEGER");
 
@@ -483,6 +508,9 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
 
                     b.Property<string>("TriggerJson")
                         .HasColumnType("TEXT");
+
+                    b.Property<int?>("TruePositives")
+                        .HasColumnType("INTEGER");
 
                     b.Property<double?>("WallSeconds")
                         .HasColumnType("REAL");
