@@ -8,10 +8,19 @@ using WebDefense.Client.Api;
 
 namespace WebDefense.Client.Tests;
 
-/// <summary>Answers captured from the real API (GET /api/defenses, a finished RNP run and its trajectory…).</summary>
+/// <summary>
+/// Answers captured from the real API (GET /api/defenses, a finished RNP run and its trajectory…), and answers written by
+/// hand to the API contract where the server does not serve them yet (advrbd-*.json, poisoned-train-datasets.json: each
+/// says so in its leading // comment lines, which <see cref="Text"/> leaves out).
+/// </summary>
 public static class Fixtures
 {
-    public static string Text(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
+    public static string Text(string name)
+    {
+        var text = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
+        while (text.StartsWith("//", StringComparison.Ordinal)) text = text.IndexOf('\n') is var end and >= 0 ? text[(end + 1)..] : "";
+        return text;
+    }
 
     public static T Read<T>(string name) => JsonSerializer.Deserialize<T>(Text(name), WebDefenseApi.Json)!;
 
@@ -20,6 +29,21 @@ public static class Fixtures
     public static RunInfo RnpRun => Read<RunInfo>("rnp-run.json");
 
     public static TrajectoryPoint[] RnpTrajectory => Read<TrajectoryPoint[]>("rnp-trajectory.json");
+
+    public static RunInfo AdvrbdRun => Read<RunInfo>("advrbd-run.json");
+
+    public static TrajectoryPoint[] AdvrbdTrajectory => Read<TrajectoryPoint[]>("advrbd-trajectory.json");
+
+    /// <summary>The poisoned training set of the AdvrBD run (GET /api/datasets?kind=poisoned-train).</summary>
+    public static DatasetInfo PoisonedTrainSet => Read<DatasetInfo[]>("poisoned-train-datasets.json").Single();
+
+    /// <summary>GET /api/datasets: the captured sets plus the poisoned training set.</summary>
+    public static string DatasetsWithPoisonedTrain()
+    {
+        var all = System.Text.Json.Nodes.JsonNode.Parse(Text("datasets.json"))!.AsArray();
+        foreach (var d in System.Text.Json.Nodes.JsonNode.Parse(Text("poisoned-train-datasets.json"))!.AsArray()) all.Insert(0, d!.DeepClone());
+        return all.ToJsonString();
+    }
 }
 
 /// <summary>A fake server: maps "METHOD path" to a response and records every request.</summary>

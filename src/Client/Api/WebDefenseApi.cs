@@ -10,6 +10,19 @@ namespace WebDefense.Client.Api;
 /// <summary>One server-sent event of a run: its type (snapshot, status, step, progress, point, log, metrics, completed, failed, heartbeat) and JSON data.</summary>
 public sealed record RunEventMessage(string Type, JsonElement Data);
 
+/// <summary>The artifacts of a run, as GET /api/runs/{id}/artifacts/{name} names them.</summary>
+public static class RunArtifacts
+{
+    /// <summary>The purified model (post-training) or the trained model (training-time), as a PyTorch state dict.</summary>
+    public const string Model = "model";
+    public const string MetricsJson = "metrics.json";
+    public const string MetricsCsv = "metrics.csv";
+    public const string Log = "log";
+
+    /// <summary>Training-time runs: one row per training sample (index, label, suspected, suspicion, consistency_kl[, poisoned]).</summary>
+    public const string SuspectedCsv = "suspected.csv";
+}
+
 /// <summary>
 /// The dashboard's only way to the server: a typed client over the public REST API (same origin, the login cookie
 /// travels with every call). Non-success answers throw <see cref="ApiException"/>.
@@ -69,10 +82,16 @@ public sealed class WebDefenseApi(HttpClient http)
 
     public async Task<string> LogAsync(Guid id, CancellationToken ct = default)
     {
-        using var response = await http.GetAsync($"api/runs/{id}/artifacts/log", ct);
+        using var response = await http.GetAsync(ArtifactUrl(id, RunArtifacts.Log), ct);
         if (!response.IsSuccessStatusCode) throw await ApiException.FromResponseAsync(response, ct);
         return await response.Content.ReadAsStringAsync(ct);
     }
+
+    /// <summary>URL of one artifact of a run (see <see cref="RunArtifacts"/>); the browser downloads it with the login cookie.</summary>
+    public static string ArtifactUrl(Guid runId, string artifact) => $"api/runs/{runId}/artifacts/{artifact}";
+
+    /// <summary>URL of every artifact of a run in one zip.</summary>
+    public static string ArtifactsZipUrl(Guid runId) => $"api/runs/{runId}/artifacts.zip";
 
     /// <summary>URL of the CSV export of every run the query matches (its filters and sort, no paging).</summary>
     public static string ExportUrl(RunQuery query) => $"api/runs/export.csv?{query.ToQueryString()}";

@@ -10,12 +10,13 @@ public static class TrajectoryView
 
     /// <summary>
     /// The phase the defense's chosen operating point belongs to: the pruning sweep when there is one (its x is units
-    /// pruned), otherwise the last phase (fine-tuning-style defenses choose an epoch of their final phase).
+    /// pruned), otherwise the last phase (fine-tuning-style defenses choose an epoch of their final phase). A training-time
+    /// run's "undefended" comparison comes last but is not the defense's.
     /// </summary>
     public static string? ChosenPhase(IReadOnlyList<TrajectoryPoint> points)
     {
         var phases = Phases(points);
-        return phases.Contains("prune") ? "prune" : phases.LastOrDefault();
+        return phases.Contains("prune") ? "prune" : phases.LastOrDefault(p => p != "undefended") ?? phases.LastOrDefault();
     }
 
     public static string XLabel(IReadOnlyList<TrajectoryPoint> points, string phase) =>

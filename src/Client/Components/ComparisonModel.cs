@@ -27,10 +27,12 @@ public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<Tr
                 ? new ChartSeries(Label(r.Run), ChartPalette.ForRun(i), [new ChartPoint(acc * 100, asr * 100, $"{Label(r.Run)}: ACC {acc * 100:0.##}%, ASR {asr * 100:0.##}%")])
                 : null)
             .OfType<ChartSeries>().ToList();
-        var before = Runs.Where(r => r.Run.Before is { Acc: not null, Asr: not null })
-            .Select(r => new ChartPoint(r.Run.Before.Acc!.Value * 100, r.Run.Before.Asr!.Value * 100, $"before {Label(r.Run)}"))
+        // A post-training run's "before" is the suspect model; a training-time run's is its own undefended model.
+        List<ChartPoint> Before(bool trainingTime, string label) => Runs.Where(r => r.Run.IsTrainingTime == trainingTime && r.Run.Before is { Acc: not null, Asr: not null })
+            .Select(r => new ChartPoint(r.Run.Before.Acc!.Value * 100, r.Run.Before.Asr!.Value * 100, $"{label} {Label(r.Run)}"))
             .DistinctBy(p => (p.X, p.Y)).ToList();
-        if (before.Count > 0) series.Add(new ChartSeries("before defense", "#9e9e9e", before));
+        if (Before(false, "before") is { Count: > 0 } before) series.Add(new ChartSeries("before defense", "#9e9e9e", before));
+        if (Before(true, "undefended") is { Count: > 0 } undefended) series.Add(new ChartSeries("undefended (trained on the whole set)", "#616161", undefended));
         return series;
     }
 
@@ -52,10 +54,19 @@ public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<Tr
         {
             ["defense"] = run.Defense,
             ["seed"] = run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["model"] = run.ModelId.ToString("N")[..8],
+            ["model"] = run.ModelId?.ToString("N")[..8] ?? $"{run.Architecture ?? "?"} (trained)",
             ["clean set"] = run.CleanDatasetId?.ToString("N")[..8] ?? "–",
             ["trigger"] = run.Trigger ?? "–",
         };
+        if (run.IsTrainingTime)
+        {
+            map["training set"] = run.PoisonedTrainDatasetId?.ToString("N")[..8] ?? "–";
+            map["classes"] = run.NumClasses?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "–";
+            map["suspected"] = run.Detection?.Suspected?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "–";
+            map["detection recall"] = Format.Percent(run.Detection?.Recall);
+            map["detection precision"] = Format.Percent(run.Detection?.Precision);
+        }
+
         if ((run.ResolvedParameters ?? run.Parameters) is { ValueKind: JsonValueKind.Object } p)
         {
             foreach (var e in p.EnumerateObject()) map[e.Name] = Format.Json(e.Value);

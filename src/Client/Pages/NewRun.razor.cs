@@ -1,0 +1,208 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Components;
+using WebDefense.Client.Api;
+using WebDefense.Client.Components;
+
+namespace WebDefense.Client.Pages;
+
+/// <summary>
+/// Starts a run: either purify a suspect model with a post-training defense (model → data → defense → start), or train
+/// a robust model from a poisoned training set with a training-time defense (training set → evaluation → defense → start).
+/// </summary>
+public partial class NewRun
+{
+    private enum Goal { Purify, Train }
+
+    private static readonly string[] DataFields = ["cleanDatasetId", "testDatasetId", "backdoorTestDatasetId", "backdoorSamplesDatasetId", "trigger", "targetLabel"];
+    private static readonly string[] TrainingSetFields = ["poisonedTrainDatasetId", "architecture", "numClasses", "modelId"];
+    private static readonly string[] EvaluationFields = ["testDatasetId", "backdoorTestDatasetId", "trigger", "targetLabel"];
+
+    [SupplyParameterFromQuery] public Guid? ModelId { get; set; }
+
+    private Goal _goal = Goal.Purify;
+    private DefenseInfo[]? _defenses;
+    private List<ModelInfo> _models = [];
+    private List<DatasetInfo> _datasets = [];
+    private ArchitectureInfo[] _architectureInfos = [];
+    private string[] _architectures = [];
+    private string? _loadError;
+    private int _step;
+
+    // Purify a suspect model
+    private Guid? _modelId;
+    private Guid? _cleanId, _samplesId;
+
+    // Train from a poisoned training set
+    private Guid? _poisonedId;
+    private string? _architecture;
+    private int? _numClasses;
+
+    // Both
+    private Guid? _testId, _backdoorTestId;
+    private int? _targetLabel;
+    private string _backdoorSource = "none";
+    private readonly TriggerDesign _trigger = new();
+    private string _defenseName = "grad-prune";
+    private ParameterValues? _values;
+    private string _seeds = "0";
+
+    private IReadOnlyDictionary<string, string[]>? _errors;
+    private string? _startError;
+    private bool _starting;
+
+    private ModelInfo? Model => _models.FirstOrDefault(m => m.Id == _modelId);
+    private DefenseInfo? Defense => _defenses?.FirstOrDefault(d => d.Name == _defenseName);
+    private DatasetInfo? PoisonedSet => _datasets.FirstOrDefault(d => d.Id == _poisonedId);
+
+    /// <summary>The defenses of the chosen goal: post-training ones purify a model, training-time ones train from a poisoned set.</summary>
+    private IEnumerable<DefenseInfo> OfferedDefenses => (_defenses ?? []).Where(d => d.IsTrainingTime == (_goal == Goal.Train));
+
+    private int PreviewCount => _datasets.FirstOrDefault(d => d.Id == (_cleanId ?? _testId))?.Count ?? 1;
+    private int TrainingPreviewCount => _datasets.FirstOrDefault(d => d.Id == (_poisonedId ?? _testId))?.Count ?? 1;
+
+    /// <summary>The class count the server will use: the one given, else the training set's largest label + 1.</summary>
+    private int? ClassCount => _numClasses ?? (PoisonedSet is { Classes.Length: > 0 } set ? (int)set.Classes.Max() + 1 : null);
+
+    private string NumClassesHelp => PoisonedSet is { Classes.Length: > 0 } set
+        ? $"empty: the training set's largest label + 1 = {set.Classes.Max() + 1}"
+        : "empty: the training set's largest label + 1";
+
+    private bool DataHasError => DataFields.Any(f => Error(f) is not null);
+    private bool TrainingSetHasError => TrainingSetFields.Any(f => Error(f) is not null);
+    private bool EvaluationHasError => EvaluationFields.Any(f => Error(f) is not null);
+    private bool DefenseHasError => Error("defense") is not null || Error("seeds") is not null || (_errors?.Keys.Any(k => k.StartsWith("parameters.", StringComparison.Ordinal)) ?? false);
+
+    private string? Error(string field) => _errors?.FirstOrDefault(e => string.Equals(e.Key, field, StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault();
+
+    protected override async Task OnInitializedAsync()
+    {
+        try
+        {
+            var defenses = Api.DefensesAsync();
+            var models = Api.ModelsAsync();
+            var datasets = Api.DatasetsAsync();
+            var architectures = Api.ArchitecturesAsync();
+            _defenses = await defenses;
+            _models = (await models).ToList();
+            _datasets = (await datasets).ToList();
+            _architectureInfos = await architectures;
+            _architectures = _architectureInfos.Select(a => a.Name).ToArray();
+        }
+        catch (ApiException e)
+        {
+            _loadError = e.Message;
+            return;
+        }
+
+        _modelId = ModelId is { } requested && _models.Any(m => m.Id == requested) ? requested : _models.FirstOrDefault()?.Id;
+        // Pre-select the newest set of each kind: the demo's sets when nothing else was uploaded.
+        _cleanId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.Clean)?.Id;
+        _testId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.Test)?.Id;
+        _backdoorTestId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.BackdoorTest)?.Id;
+        _poisonedId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.PoisonedTrain)?.Id;
+        _architecture = _architectures.FirstOrDefault();
+        _targetLabel = _backdoorTestId is null ? null : 0;
+        DefenseChosen(OfferedDefenses.FirstOrDefault()?.Name ?? "");
+    }
+
+    private void GoalChosen(Goal goal)
+    {
+        if (goal == _goal) return;
+        _goal = goal;
+        _step = 0;
+        _errors = null;
+        _startError = null;
+        if (goal == Goal.Train && _backdoorSource == "samples") _backdoorSource = "trigger";
+        DefenseChosen(OfferedDefenses.FirstOrDefault()?.Name ?? "");
+    }
+
+    private void ModelChosen(Guid? id) => _modelId = id;
+
+    private void ModelUploaded(ModelInfo model)
+    {
+        _models.Insert(0, model);
+        _modelId = model.Id;
+    }
+
+    private void DefenseChosen(string name)
+    {
+        _defenseName = name;
+        _values = Defense is { } d ? new ParameterValues(d.Parameters) : null;
+        if (Defense?.NeedsBackdoorSamples == true && _backdoorSource == "none") _backdoorSource = "trigger";
+    }
+
+    private string Name(Guid? id) => id is null ? "–" : _datasets.FirstOrDefault(d => d.Id == id)?.Name ?? Format.Short(id.Value);
+
+    private int[]? ParseSeeds(out string? error)
+    {
+        error = null;
+        var parts = _seeds.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var seeds = new List<int>();
+        foreach (var p in parts)
+        {
+            if (!int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) || s < 0)
+            {
+                error = $"'{p}' is not a seed (whole numbers ≥ 0)";
+                return null;
+            }
+
+            seeds.Add(s);
+        }
+
+        if (seeds.Count == 0) error = "give at least one seed";
+        return error is null ? seeds.ToArray() : null;
+    }
+
+    private async Task StartAsync()
+    {
+        _startError = null;
+        var seeds = ParseSeeds(out var seedError);
+        var errors = new Dictionary<string, string[]>();
+        if (seedError is not null) errors["seeds"] = [seedError];
+        if (_goal == Goal.Purify && _modelId is null) errors["modelId"] = ["choose or upload a model"];
+        if (_goal == Goal.Train && _poisonedId is null) errors["poisonedTrainDatasetId"] = ["choose or upload a poisoned training set"];
+        if (_goal == Goal.Train && string.IsNullOrEmpty(_architecture)) errors["architecture"] = ["choose an architecture"];
+        foreach (var p in _values?.Schema ?? []) if (_values!.Error(p) is { } e) errors[$"parameters.{p.Name}"] = [e];
+        if (seeds is null || _values is null || errors.Count > 0)
+        {
+            _errors = errors;
+            _startError = "Fix the marked fields first.";
+            return;
+        }
+
+        _starting = true;
+        try
+        {
+            var trigger = _backdoorSource == "trigger" ? _trigger.ToElement() : (System.Text.Json.JsonElement?)null;
+            int? seed = seeds.Length == 1 ? seeds[0] : null;
+            var batch = seeds.Length > 1 ? seeds : null;
+            var request = _goal == Goal.Train
+                ? new StartRunRequest(
+                    ModelId: null, Defense: _defenseName, Parameters: _values.Overrides(), CleanDatasetId: null, TestDatasetId: _testId,
+                    BackdoorTestDatasetId: _backdoorTestId, Trigger: trigger, BackdoorSamplesDatasetId: null, TargetLabel: _targetLabel,
+                    Seed: seed, Seeds: batch, PoisonedTrainDatasetId: _poisonedId, Architecture: _architecture, NumClasses: _numClasses)
+                : new StartRunRequest(
+                    _modelId, _defenseName, _values.Overrides(), _cleanId, _testId, _backdoorTestId, trigger,
+                    _backdoorSource == "samples" ? _samplesId : null, _targetLabel, seed, batch);
+            var started = await Api.StartRunAsync(request);
+            Nav.NavigateTo($"runs/{started.RunIds[0]}");
+        }
+        catch (ApiException e)
+        {
+            _errors = e.FieldErrors;
+            _startError = e.Message;
+            // Go back to the first step that has a problem, so the message sits next to its field.
+            if (_goal == Goal.Train)
+            {
+                _step = TrainingSetHasError ? 0 : EvaluationHasError ? 1 : _errors.Count > 0 ? 2 : _step;
+            }
+            else if (Error("modelId") is not null) _step = 0;
+            else if (DataHasError) _step = 1;
+            else if (_errors.Count > 0) _step = 2;
+        }
+        finally
+        {
+            _starting = false;
+        }
+    }
+}
