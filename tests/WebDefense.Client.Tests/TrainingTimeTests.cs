@@ -144,20 +144,20 @@ public sealed class TrainingTimeTests : DashboardTest
         // Undefended (trained on the whole poisoned set) → AdvrBD-trained.
         Assert.Equal("Undefended", page.Find("[data-testid=before-title]").TextContent);
         Assert.Equal("AdvrBD-trained", page.Find("[data-testid=after-title]").TextContent);
-        Assert.Equal("82.17%", page.Find("[data-testid=card-ACC] [data-testid=before]").TextContent);
-        Assert.Equal("81.31%", page.Find("[data-testid=card-ACC] [data-testid=after]").TextContent);
-        Assert.Equal("81.63%", page.Find("[data-testid=card-ASR] [data-testid=before]").TextContent);
-        Assert.Equal("1.14%", page.Find("[data-testid=card-ASR] [data-testid=after]").TextContent);
-        Assert.Equal("82.54%", page.Find("[data-testid=card-RA] [data-testid=after]").TextContent);
-        Assert.Equal("0.898", page.Find("[data-testid=card-DER] .mud-typography-h5").TextContent);
+        Assert.Equal("75.28%", page.Find("[data-testid=card-ACC] [data-testid=before]").TextContent);
+        Assert.Equal("65.85%", page.Find("[data-testid=card-ACC] [data-testid=after]").TextContent);
+        Assert.Equal("56.18%", page.Find("[data-testid=card-ASR] [data-testid=before]").TextContent);
+        Assert.Equal("8.38%", page.Find("[data-testid=card-ASR] [data-testid=after]").TextContent);
+        Assert.Equal("68.22%", page.Find("[data-testid=card-RA] [data-testid=after]").TextContent);
+        Assert.Equal("0.692", page.Find("[data-testid=card-DER] .mud-typography-h5").TextContent);
 
-        // Detection: of 10,000 training samples 1,095 suspected, 497 of the 500 poisoned among them.
-        Assert.Equal("99.40%", page.Find("[data-testid=detection-recall]").TextContent);
-        Assert.Equal("45.39%", page.Find("[data-testid=detection-precision]").TextContent);
-        Assert.Equal("0.623", page.Find("[data-testid=detection-f1]").TextContent);
+        // Detection: of 5,000 training samples 1,195 suspected, 439 of the 500 poisoned among them.
+        Assert.Equal("87.80%", page.Find("[data-testid=detection-recall]").TextContent);
+        Assert.Equal("36.74%", page.Find("[data-testid=detection-precision]").TextContent);
+        Assert.Equal("0.518", page.Find("[data-testid=detection-f1]").TextContent);
         var suspected = page.Find("[data-testid=detection-suspected]").TextContent;
-        Assert.Contains("1,095 suspected of 10,000 training samples", suspected);
-        Assert.Contains("497 of the 500 poisoned", suspected);
+        Assert.Contains("1,195 suspected of 5,000 training samples", suspected);
+        Assert.Contains("439 of the 500 poisoned", suspected);
 
         // The header says what was trained from what; no model to name.
         Assert.Contains($"trains smallcnn (10 classes) from {Fixtures.PoisonedTrainSet.Name}", page.Find("[data-testid=trained-from]").TextContent);
@@ -168,23 +168,23 @@ public sealed class TrainingTimeTests : DashboardTest
         Assert.Empty(page.FindAll("g.marker"));
         var enhance = page.Find("[data-testid=stage-chart-enhance]");
         var recall = enhance.QuerySelectorAll("g[data-series=recall] circle title").Select(t => t.TextContent).ToList();
-        Assert.Equal(["recall 47% at iteration 1", "recall 64% at iteration 2", "recall 99.4% at iteration 3"], recall);
-        Assert.Contains("precision 45.4% at iteration 3", enhance.QuerySelectorAll("g[data-series=precision] circle title").Select(t => t.TextContent));
-        Assert.Contains("ACC on the rest 10.7% at iteration 3", enhance.QuerySelectorAll("circle title").Select(t => t.TextContent));
+        Assert.Equal(["recall 95.8% at iteration 1", "recall 99.8% at iteration 2", "recall 87.8% at iteration 3"], recall);
+        Assert.Contains("precision 36.7% at iteration 3", enhance.QuerySelectorAll("g[data-series=precision] circle title").Select(t => t.TextContent));
+        Assert.Contains("ACC on the rest 25.1% at iteration 3", enhance.QuerySelectorAll("circle title").Select(t => t.TextContent));
         Assert.Equal(3, enhance.QuerySelectorAll("g[data-series='likely-clean share'] circle").Length);
         // Counts per iteration under the chart.
         var counts = page.Find("[data-testid=stage-counts-enhance]");
         Assert.Contains("suspected", counts.QuerySelector("thead")!.TextContent);
-        Assert.Equal(["1", "500", "39", "2,341", "7,230", "500", "1"], counts.QuerySelectorAll("tbody tr")[0].QuerySelectorAll("td").Select(td => td.TextContent));
-        Assert.Contains("1,095", counts.QuerySelectorAll("tbody tr")[2].TextContent);
+        Assert.Equal(["1", "250", "13", "5", "1,822", "2,993", "239", "21"], counts.QuerySelectorAll("tbody tr")[0].QuerySelectorAll("td").Select(td => td.TextContent));
+        Assert.Contains("1,195", counts.QuerySelectorAll("tbody tr")[2].TextContent);
 
         Assert.Equal(5, page.FindAll("[data-testid=stage-chart-warm-up] g[data-series='train ACC'] circle").Count);
-        Assert.Equal("val ACC 77.7% at epoch 4", page.FindAll("[data-testid=stage-chart-train] g[data-series='val ACC'] circle title")[^1].TextContent);
+        Assert.Equal("val ACC 74.7% at epoch 8", page.FindAll("[data-testid=stage-chart-train] g[data-series='val ACC'] circle title")[^1].TextContent);
         var partition = page.Find("[data-testid=stage-partition]").TextContent;
-        Assert.Contains("likely-clean set D_c: 500 samples (5% of the set)", partition);
-        Assert.Contains("poisoned in D_c: 39", partition);
-        Assert.Contains("AUROC of the consistency score 0.7186", partition);
-        Assert.Contains("KL threshold 2.3795 (median 2.2798)", partition);
+        Assert.Contains("likely-clean set D_c: 250 samples (5% of the set)", partition);
+        Assert.Contains("poisoned in D_c: 13", partition);
+        Assert.Contains("AUROC of the consistency score 0.644", partition);
+        Assert.Contains("KL threshold 0.7887 (median 2.8817)", partition);
         Assert.Empty(page.FindAll("[data-testid=stage-chart-partition]"));
 
         // Downloads: the trained model and the per-sample verdicts; the runner's extra step is listed, done.
@@ -194,7 +194,7 @@ public sealed class TrainingTimeTests : DashboardTest
         var steps = page.FindAll("[data-testid=steps] .mud-list-item");
         Assert.Equal(Fixtures.Defense("advrbd").Steps.Length + 1, steps.Count);
         Assert.Contains("undefended comparison", steps[^1].TextContent);
-        Assert.Contains("1095 of 10000 samples", page.Find("[data-testid=chosen-rule]").TextContent);
+        Assert.Contains("1195 of 5000 samples", page.Find("[data-testid=chosen-rule]").TextContent);
     }
 
     [Fact]
@@ -207,7 +207,7 @@ public sealed class TrainingTimeTests : DashboardTest
         page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=metric-cards]")));
 
         Assert.Empty(page.FindAll("[data-testid=detection]"));
-        Assert.Contains("1,095 training samples suspected of 10,000", page.Find("[data-testid=detection-unknown]").TextContent);
+        Assert.Contains("1,195 training samples suspected of 5,000", page.Find("[data-testid=detection-unknown]").TextContent);
     }
 
     [Fact]
@@ -245,8 +245,8 @@ public sealed class TrainingTimeTests : DashboardTest
         var rows = page.FindAll("[data-testid=history-grid] tbody tr");
         Assert.Contains("advrbd", rows[0].TextContent);
         Assert.Contains($"smallcnn trained from {Fixtures.PoisonedTrainSet.Name}", rows[0].TextContent);
-        Assert.Contains("82.17% → 81.31%", rows[0].TextContent);
-        Assert.Contains("81.63% → 1.14%", rows[0].TextContent);
+        Assert.Contains("75.28% → 65.85%", rows[0].TextContent);
+        Assert.Contains("56.18% → 8.38%", rows[0].TextContent);
         // The post-training row still names its model.
         Assert.Contains("fmnist-smallcnn-badnets.pt", rows[1].TextContent);
         Assert.Contains("87.04% → 87.04%", rows[1].TextContent);
@@ -272,7 +272,7 @@ public sealed class TrainingTimeTests : DashboardTest
         // One point per run after the defense, and their (shared) undefended model.
         var scatter = page.Find("[data-testid=compare-scatter]");
         Assert.Equal(2, scatter.QuerySelectorAll("g.series-group[data-series^=advrbd] circle").Length);
-        Assert.Contains("ACC 81.31%, ASR 1.14%", scatter.TextContent);
+        Assert.Contains("ACC 65.85%, ASR 8.38%", scatter.TextContent);
         Assert.Single(scatter.QuerySelectorAll("g[data-series^=undefended] circle"));
 
         var table = page.Find("[data-testid=compare-table]");
@@ -281,7 +281,7 @@ public sealed class TrainingTimeTests : DashboardTest
         Assert.Equal(["3", "2"], iterations.QuerySelectorAll("td").Skip(1).Select(td => td.TextContent));
         var model = table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "model");
         Assert.Equal(["smallcnn (trained)", "smallcnn (trained)"], model.QuerySelectorAll("td").Skip(1).Select(td => td.TextContent));
-        Assert.Contains("99.40%", table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "detection recall").TextContent);
+        Assert.Contains("87.80%", table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "detection recall").TextContent);
     }
 
     [Fact]
@@ -300,9 +300,9 @@ public sealed class TrainingTimeTests : DashboardTest
         var advrbd = Fixtures.AdvrbdRun;
         Assert.True(advrbd.IsTrainingTime);
         Assert.Null(advrbd.ModelId);
-        Assert.Equal(new Detection(0.4539, 0.994, 0.6232, 1095, 500, 497), advrbd.Detection);
+        Assert.Equal(new Detection(0.3673640167364017, 0.878, 0.5179941002949853, 1195, 500, 439), advrbd.Detection);
         var enhance3 = Fixtures.AdvrbdTrajectory.Single(p => p is { Phase: "enhance", X: 3 });
-        Assert.Equal(0.994, enhance3.Value("recall"));
+        Assert.Equal(0.878, enhance3.Value("recall"));
         Assert.Null(enhance3.Value("candidates"));
 
         // A live "point" event with values reads into the same point as the trajectory's.
@@ -323,7 +323,7 @@ public sealed class TrainingTimeTests : DashboardTest
         var values = (double acc) => new Dictionary<string, double?> { ["train_acc"] = acc };
         TrajectoryPoint[] points =
         [
-            .. Fixtures.AdvrbdTrajectory,
+            .. Fixtures.AdvrbdTrajectory.Where(p => p.Phase != "undefended"),
             new(1, "epoch", null, null, null, 0.9, null, "undefended", values(0.61)),
             new(2, "epoch", null, null, null, 0.5, null, "undefended", values(0.83)),
         ];

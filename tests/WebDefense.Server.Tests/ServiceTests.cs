@@ -192,6 +192,42 @@ public sealed class ServiceTests
     }
 
     [Fact]
+    public async Task An_image_zip_uploaded_with_resize_is_read_at_that_size_by_the_worker()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        // 100 test images padded to 32×32 PNGs in class folders; uploaded with resize=28,28 for the 28×28 model.
+        var zip = new MemoryStream();
+        using (var test = DatasetReader.Read(await File.ReadAllBytesAsync(SmallData.PathOf("test")), "test.npz"))
+        using (var archive = new System.IO.Compression.ZipArchive(zip, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            var labels = test.Data.Labels.data<long>().ToArray();
+            for (var i = 0; i < 100; i++)
+            {
+                using var padded = TorchSharp.torch.nn.functional.pad(test.Data.Images[i], [2, 2, 2, 2]);
+                await using var entry = await archive.CreateEntry($"{labels[i]}/{i:D3}.png").OpenAsync();
+                await entry.WriteAsync(ImageCodec.EncodePng(padded));
+            }
+        }
+
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(zip.ToArray()), "file", "test32.zip" }, { new StringContent("test"), "kind" },
+            { new StringContent("1"), "channels" }, { new StringContent("28,28"), "resize" },
+        };
+        var upload = await client.PostAsync("/api/datasets", form);
+        var dataset = JsonDocument.Parse(await upload.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(new[] { 1, 28, 28 }, dataset.GetProperty("shape").EnumerateArray().Select(x => x.GetInt32()));
+
+        var runId = await Api.StartAsync(client, new { modelId = ids.Model, defense = "clp", testDatasetId = dataset.GetProperty("id").GetGuid(), seed = 1 });
+        var run = await Api.WaitAsync(client, runId, Api.Finished, 120);
+        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.GetRawText());
+        Assert.InRange(run.GetProperty("before").GetProperty("acc").GetDouble(), 0.3, 1.0);
+        Assert.Contains("test set: 100 images of 1×28×28 from test32.zip", await client.GetStringAsync($"/api/runs/{runId}/artifacts/log"));
+    }
+
+    [Fact]
     public async Task A_running_run_is_cancelled_promptly()
     {
         using var host = new ServiceHost(ServiceHost.NewDataDirectory());

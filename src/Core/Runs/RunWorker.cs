@@ -440,7 +440,9 @@ public static class RunWorker
         LabelledDataset labelled;
         try
         {
-            labelled = DatasetReader.Read(file.Path, options);
+            // An image-folder zip is decoded at the model's input size, as its upload was (the service validated that
+            // stored shape against the model); other formats carry their shape and ignore the target size.
+            labelled = DatasetReader.Read(file.Path, options with { TargetSize = (input.Height, input.Width) });
         }
         catch (DatasetFileException e)
         {

@@ -46,7 +46,7 @@ public static class DemoData
                 using var poisoned = Poisoning.Poison(untrusted, TriggerSpec.FromJson(TriggerJson), TargetLabel, PoisonRatio, cleanLabel: false, seed: 0);
                 var poisonedPath = Path.Combine(directory, "fmnist-poisoned-train.npz");
                 NpzWriter.Write(poisoned.Data, poisonedPath, poisoned.PoisonFlags());
-                written.Add(("poisoned-train", $"Fashion-MNIST training set, BadNets {PoisonRatio:P0} poisoned ({untrusted.Count}, with truth)", poisonedPath));
+                written.Add(("poisoned-train", $"Fashion-MNIST training set, BadNets {PoisonRatio * 100:0}% poisoned ({untrusted.Count}, with truth)", poisonedPath));
             }
         }
 
