@@ -100,7 +100,9 @@ public partial class NewRun
         _testId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.Test)?.Id;
         _backdoorTestId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.BackdoorTest)?.Id;
         _poisonedId = _datasets.FirstOrDefault(d => d.Kind == DatasetKinds.PoisonedTrain)?.Id;
-        _architecture = _architectures.FirstOrDefault();
+        // The zoo's small CNN fits 28×28 grey sets (the demo's); anything else waits for the user's choice.
+        var poisoned = _datasets.FirstOrDefault(d => d.Id == _poisonedId);
+        _architecture = poisoned is { Shape: [1, 28, 28] } && _architectures.Contains("smallcnn") ? "smallcnn" : null;
         _targetLabel = _backdoorTestId is null ? null : 0;
         DefenseChosen(OfferedDefenses.FirstOrDefault()?.Name ?? "");
     }
