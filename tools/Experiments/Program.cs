@@ -36,7 +36,9 @@ switch (command)
               make-fixtures   write the backdoored Fashion-MNIST model the tests and the demo use
                               (--out demo --epochs 8)
               trace           run one defense on the demo model and print its trajectory
-                              (--defense rnp --per-class 50 --seed 0 --params key=value,key=value)
+                              (--defense rnp --per-class 50 --seed 0 --params key=value,key=value); or any model
+                              on data files: --model FILE --clean F --test F --backdoor-test F (TRUE labels)
+                              [--architecture NAME for a state dict] --input 3,32,32 --classes 10 --target 0
               seed-defenses   Grad-Prune and RNP over several seeds on BadNets and Blended models; writes
                               docs/results/seed-defenses.md (--seeds 5 --epochs 8 --cache artifacts/experiments)
               all-defenses    every defense of the catalog on BadNets, Blended and SIG models; writes

@@ -19,6 +19,12 @@ internal static class TraceCommand
 
     public static void Run(ExperimentOptions options)
     {
+        if (options.Text("clean", "") is { Length: > 0 } cleanPath)
+        {
+            RunOnFiles(options, cleanPath);
+            return;
+        }
+
         var defense = DefenseCatalog.Get(options.Text("defense", "rnp"));
         var perClass = options.Int("per-class", 50);
         using var loaded = ModelLoader.Load(options.Text("model", "demo/fmnist-smallcnn-badnets.pt"), new ModelDeclaration("smallcnn", 10, InputSpec.Grey28));
@@ -28,14 +34,40 @@ internal static class TraceCommand
         using var bd = BackdoorTestSet.Build(test, trigger, 0);
         using var clean = DefenseStudy.BalancedSample(train, perClass, options.Int("seed", 0) + 1000);
         using var triggered = new ImageDataset(trigger.ApplyTo(clean.Images), clean.Labels.clone());
-        var overrides = options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
-            .Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);
         using var result = DefenseRunner.Run(new DefenseRequest
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean, TargetLabel = 0, Seed = options.Int("seed", 0),
             Backdoor = new BackdoorSamples(triggered, true), // RNP shows it as validation ASR only
-            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = overrides,
+            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options),
         });
-        Console.WriteLine($"before {result.Before} after {result.After}; chosen {result.Chosen}; {string.Join(", ", result.Findings.Select(f => $"{f.Key}={f.Value}"))}; {result.WallTime.TotalSeconds:0.0}s");
+        Print(result);
     }
+
+    /// <summary>
+    /// Any model file on any data: --model FILE (TorchScript, or a state dict with --architecture), --input C,H,W,
+    /// --classes N, --clean/--test/--backdoor-test data files (the backdoor test set with TRUE labels), --target N.
+    /// </summary>
+    private static void RunOnFiles(ExperimentOptions options, string cleanPath)
+    {
+        var defense = DefenseCatalog.Get(options.Text("defense", "rnp"));
+        var shape = options.Text("input", "3,32,32").Split(',').Select(int.Parse).ToArray();
+        var architecture = options.Text("architecture", "") is { Length: > 0 } a ? a : null;
+        var declaration = new ModelDeclaration(architecture, options.Int("classes", 10), InputSpec.Create(shape[0], shape[1], shape[2]));
+        using var loaded = ModelLoader.Load(options.Text("model", ""), declaration);
+        using var clean = DatasetReader.Read(cleanPath);
+        using var test = DatasetReader.Read(options.Text("test", ""));
+        using var bd = DatasetReader.Read(options.Text("backdoor-test", ""));
+        using var result = DefenseRunner.Run(new DefenseRequest
+        {
+            Defense = defense, Model = loaded.Classifier, CleanData = clean.Data, TargetLabel = options.Int("target", 0), Seed = options.Int("seed", 0),
+            TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options),
+        });
+        Print(result);
+    }
+
+    private static Dictionary<string, object> Overrides(ExperimentOptions options) =>
+        options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);
+
+    private static void Print(DefenseResult result) =>
+        Console.WriteLine($"before {result.Before} after {result.After}; chosen {result.Chosen}; {string.Join(", ", result.Findings.Select(f => $"{f.Key}={f.Value}"))}; {result.WallTime.TotalSeconds:0.0}s");
 }
