@@ -141,6 +141,76 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
     }
 
     [Fact]
+    public async Task A_user_trains_a_robust_model_from_the_demo_poisoned_set_and_reads_its_stages()
+    {
+        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
+            AcceptDownloads = true,
+        });
+        context.SetDefaultTimeout(30_000);
+        Assertions.SetDefaultExpectTimeout(30_000);
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        await page.GotoAsync("login");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+
+        // The training flow: the seeded poisoned training set and the small CNN are pre-selected for 28×28 grey images.
+        await page.ClickAsync("a[href='/new']");
+        await page.ClickAsync("[data-testid=goal-train]");
+        await Assertions.Expect(page.Locator("[data-testid=architecture]")).ToContainTextAsync("smallcnn");
+        await page.ClickAsync("button:has-text('Next')");
+        await page.ClickAsync("button:has-text('Next')"); // the seeded test and backdoor test sets, target 0
+        await page.ClickAsync("[data-testid=defense-select]");
+        await Assertions.Expect(page.Locator(".mud-popover-open .mud-list-item")).ToHaveCountAsync(1); // training-time defenses only
+        await page.ClickAsync(".mud-popover-open .mud-list-item:has-text('AdvrBD')");
+        foreach (var (name, value) in new[] { ("warmup_epochs", "1"), ("iterations", "1"), ("pgd_steps", "1"), ("epochs", "1"), ("unlearn_max_epochs", "1") })
+        {
+            await page.FillAsync($"[data-param={name}] input", value);
+        }
+
+        await page.ClickAsync("button:has-text('Next')");
+        await Assertions.Expect(page.Locator("[data-testid=review]")).ToContainTextAsync("warmup_epochs");
+        await page.ClickAsync("[data-testid=start-run]");
+        await page.WaitForURLAsync("**/runs/**");
+        var runId = Guid.Parse(page.Url.Split('/')[^1]);
+        await Assertions.Expect(page.Locator("[data-testid=steps]")).ToContainTextAsync("backdoor enhancement");
+        await Assertions.Expect(page.Locator("[data-testid=status]")).ToHaveTextAsync("Succeeded", new() { Timeout = 300_000 });
+
+        // Detection against the seeded truth (10% of 5,000), the undefended → trained cards, the stage charts.
+        using var api = server.ApiClient();
+        var run = System.Text.Json.JsonDocument.Parse(await api.GetStringAsync($"api/runs/{runId}")).RootElement;
+        var detection = run.GetProperty("detection");
+        Assert.Equal(500, detection.GetProperty("poisoned").GetInt32());
+        await Assertions.Expect(page.Locator("[data-testid=detection-suspected]"))
+            .ToContainTextAsync($"{detection.GetProperty("truePositives").GetInt32():N0} of the 500 poisoned");
+        await Assertions.Expect(page.Locator("[data-testid=detection-recall]")).ToHaveTextAsync($"{detection.GetProperty("recall").GetDouble() * 100:0.00}%");
+        await Assertions.Expect(page.Locator("[data-testid=card-ACC] [data-testid=before]"))
+            .ToHaveTextAsync($"{run.GetProperty("before").GetProperty("acc").GetDouble() * 100:0.00}%");
+        await Assertions.Expect(page.Locator("[data-testid=stage-chart-enhance] polyline, [data-testid=stage-chart-enhance] circle").First).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("[data-testid=stage-partition]")).ToContainTextAsync("likely-clean set D_c: 250 samples");
+        await Assertions.Expect(page.Locator("[data-testid=trajectory-chart]")).ToHaveCountAsync(0);
+        await Shot(page, "training-run");
+
+        // The suspects' list the page offers is the API's, one row per training sample.
+        var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("[data-testid=download-suspected]"));
+        var saved = Path.Combine(server.DataDirectory, "suspected.csv");
+        await download.SaveAsAsync(saved);
+        Assert.Equal(await api.GetByteArrayAsync($"api/runs/{runId}/artifacts/suspected.csv"), await File.ReadAllBytesAsync(saved));
+        Assert.Equal(5001, File.ReadAllLines(saved).Length);
+
+        // History names what was trained from what.
+        await page.ClickAsync("a[href='/history']");
+        await Assertions.Expect(page.Locator("[data-testid=history-grid] tbody tr", new() { HasText = "advrbd" }).First).ToContainTextAsync("smallcnn trained from");
+        Assert.Empty(errors);
+    }
+
+    [Fact]
     public async Task The_theme_follows_the_systems_light_or_dark_preference()
     {
         async Task<string> BackgroundAsync(ColorScheme scheme)
