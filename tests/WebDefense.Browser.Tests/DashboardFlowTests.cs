@@ -17,14 +17,7 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
     [Fact]
     public async Task A_user_purifies_the_demo_model_from_upload_to_download()
     {
-        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = server.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
-            AcceptDownloads = true,
-        });
-        context.SetDefaultTimeout(30_000);
-        Assertions.SetDefaultExpectTimeout(30_000); // the WebAssembly app starts in seconds, slower when the machine is busy
+        await using var context = await NewContextAsync();
         var page = await context.NewPageAsync();
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);
@@ -143,14 +136,7 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
     [Fact]
     public async Task A_user_trains_a_robust_model_from_the_demo_poisoned_set_and_reads_its_stages()
     {
-        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = server.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
-            AcceptDownloads = true,
-        });
-        context.SetDefaultTimeout(30_000);
-        Assertions.SetDefaultExpectTimeout(30_000);
+        await using var context = await NewContextAsync();
         var page = await context.NewPageAsync();
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);
@@ -230,6 +216,20 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         Assert.Equal("rgb(255, 255, 255)", light);
         var channels = dark.TrimStart("rgb(".ToCharArray()).TrimEnd(')').Split(',').Select(c => int.Parse(c.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(channels.All(c => c < 80), $"dark background expected, got {dark}");
+    }
+
+    /// <summary>A desktop-sized browser context on the server that accepts downloads.</summary>
+    private async Task<IBrowserContext> NewContextAsync()
+    {
+        var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
+            AcceptDownloads = true,
+        });
+        context.SetDefaultTimeout(30_000);
+        Assertions.SetDefaultExpectTimeout(30_000); // the WebAssembly app starts in seconds, slower when the machine is busy
+        return context;
     }
 
     private static async Task Shot(IPage page, string name)

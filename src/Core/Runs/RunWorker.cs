@@ -186,11 +186,7 @@ public static class RunWorker
                     ["wallSeconds"] = total.Elapsed.TotalSeconds,
                 },
             };
-            WriteAtomic(spec.OutputDirectory, "metrics.json", JsonSerializer.Serialize(metrics, ArtifactJson));
-            WriteAtomic(spec.OutputDirectory, "metrics.csv", TrajectoryCsv(result.Trajectory));
-            WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(result.Trajectory, ArtifactJson));
-            log.Log($"artifacts written to {spec.OutputDirectory}");
-            TryWriteLog(spec, log);
+            WriteRunFiles(spec, log, metrics, result.Trajectory);
             log.Emit(completed);
             return ExitSucceeded;
         }
@@ -218,6 +214,16 @@ public static class RunWorker
         }
 
         return ComputeDevice.Cpu;
+    }
+
+    /// <summary>metrics.json, metrics.csv, trajectory.json and log.txt: the files every succeeded run writes besides its model.</summary>
+    private static void WriteRunFiles<TMetrics>(RunSpec spec, RunLog log, TMetrics metrics, IReadOnlyList<TrajectoryPoint> trajectory)
+    {
+        WriteAtomic(spec.OutputDirectory, "metrics.json", JsonSerializer.Serialize(metrics, ArtifactJson));
+        WriteAtomic(spec.OutputDirectory, "metrics.csv", TrajectoryCsv(trajectory));
+        WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(trajectory, ArtifactJson));
+        log.Log($"artifacts written to {spec.OutputDirectory}");
+        TryWriteLog(spec, log);
     }
 
     /// <summary>The per-sample file of a training-time run: every training sample's suspicion and whether it is suspected.</summary>
@@ -329,11 +335,7 @@ public static class RunWorker
                     ["wallSeconds"] = total.Elapsed.TotalSeconds,
                 },
             };
-            WriteAtomic(spec.OutputDirectory, "metrics.json", JsonSerializer.Serialize(metrics, ArtifactJson));
-            WriteAtomic(spec.OutputDirectory, "metrics.csv", TrajectoryCsv(result.Trajectory));
-            WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(result.Trajectory, ArtifactJson));
-            log.Log($"artifacts written to {spec.OutputDirectory}");
-            TryWriteLog(spec, log);
+            WriteRunFiles(spec, log, metrics, result.Trajectory);
             var findings = new Dictionary<string, object>(result.Findings) { ["suspected"] = result.Suspected.Count };
             log.Emit(new CompletedEvent(result.Undefended, result.After, result.Der, result.Chosen, result.Parameters, findings,
                 total.Elapsed.TotalSeconds, device, modelFile, SuspectedSamplesFile, result.Suspected.Count, result.Detection));
