@@ -7,7 +7,7 @@ namespace WebDefense.Core.Data;
 /// <summary>
 /// Writes a dataset as a NumPy <c>.npz</c> (what <see cref="NumpyReader"/> reads): <c>x</c> uint8 N×C×H×W and
 /// <c>y</c> int64 N, plus, for a poisoned training set whose truth is known, <c>poisoned</c> bool N
-/// (see <see cref="NumpyReader.ReadPoisonFlags(byte[], string, DatasetReadOptions?)"/>).
+/// (see <see cref="NumpyReader.ReadPoisonFlags(byte[], string, DatasetReadOptions?, int?)"/>).
 /// </summary>
 public static class NpzWriter
 {

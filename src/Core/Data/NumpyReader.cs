@@ -28,8 +28,9 @@ public static class NumpyReader
     /// The ground-truth poison flags of an <c>.npz</c> (an array named as in <see cref="PoisonFlagNames"/>), or null
     /// when the file is not an .npz or holds no such array. The images and labels are read by <see cref="Read(byte[], string, DatasetReadOptions?)"/>.
     /// </summary>
-    /// <exception cref="DatasetFileException">The array is there but malformed (not N values of 0/1, or several candidates).</exception>
-    public static bool[]? ReadPoisonFlags(byte[] bytes, string fileName, DatasetReadOptions? options = null)
+    /// <param name="imageCount">When given, the number of images the flags must match one to one.</param>
+    /// <exception cref="DatasetFileException">The array is there but malformed (not N values of 0/1, several candidates, or not <paramref name="imageCount"/> values).</exception>
+    public static bool[]? ReadPoisonFlags(byte[] bytes, string fileName, DatasetReadOptions? options = null, int? imageCount = null)
     {
         options ??= DatasetReadOptions.Default;
         if (!SafeArchive.IsZip(bytes))
@@ -63,6 +64,11 @@ public static class NumpyReader
         if (values.Any(v => v is not (0 or 1)))
         {
             throw new DatasetFileException($"{name} holds values other than 0 and 1");
+        }
+
+        if (imageCount is { } count && values.Length != count)
+        {
+            throw new DatasetFileException($"{values.Length} poison flags for {count} images");
         }
 
         return values.Select(v => v == 1).ToArray();

@@ -258,11 +258,7 @@ public static class RunWorker
         try
         {
             var train = Read(trainFile, "poisoned training set", readOptions, input, log, disposables);
-            var flags = ReadPoisonFlags(trainFile, readOptions);
-            if (flags is not null && flags.Length != train.Count)
-            {
-                throw new DatasetFileException($"poisoned training set ({trainFile.FileName}): {flags.Length} poison flags for {train.Count} images");
-            }
+            var flags = ReadPoisonFlags(trainFile, readOptions, train.Count);
 
             log.Log(flags is null ? "no poison flags in the training set: detection precision/recall are not computed"
                 : $"poison flags: {flags.Count(f => f)} of {flags.Length} samples are poisoned (used for reporting only)");
@@ -350,11 +346,11 @@ public static class RunWorker
         }
     }
 
-    private static bool[]? ReadPoisonFlags(RunDatasetInput file, DatasetReadOptions options)
+    private static bool[]? ReadPoisonFlags(RunDatasetInput file, DatasetReadOptions options, int imageCount)
     {
         try
         {
-            return NumpyReader.ReadPoisonFlags(File.ReadAllBytes(file.Path), file.FileName, options);
+            return NumpyReader.ReadPoisonFlags(File.ReadAllBytes(file.Path), file.FileName, options, imageCount);
         }
         catch (DatasetFileException e)
         {

@@ -298,7 +298,7 @@ public sealed class RunJob(
     }
 
     /// <summary>The artifact kind (and file name) of a training-time run's per-sample suspicion list.</summary>
-    public const string SuspectedArtifact = "suspected.csv";
+    public const string SuspectedArtifact = RunWorker.SuspectedSamplesFile;
 
     private void Publish(Guid runId, string type, object payload) =>
         updates.Publish(runId, new RunUpdate(type, payload as string ?? JsonSerializer.Serialize(payload, RunUpdates.Json)));

@@ -54,8 +54,11 @@ public static class ModelZoo
     }
 
     /// <summary>True when <paramref name="name"/> is a zoo architecture (case-insensitive).</summary>
-    public static bool Contains(string name) =>
-        Names.Any(n => string.Equals(n.Name, name?.Trim(), StringComparison.OrdinalIgnoreCase));
+    public static bool Contains(string name) => NameOf(name) is not null;
+
+    /// <summary>The zoo's own spelling of <paramref name="name"/> (case-insensitive, trimmed), or null when it is not a zoo architecture.</summary>
+    public static string? NameOf(string? name) =>
+        Names.FirstOrDefault(n => string.Equals(n.Name, name?.Trim(), StringComparison.OrdinalIgnoreCase))?.Name;
 
     /// <summary>Number of parameter elements (trainable or not; BN running statistics excluded).</summary>
     public static long ParameterCount(nn.Module module)

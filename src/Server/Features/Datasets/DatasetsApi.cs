@@ -133,10 +133,7 @@ public static class DatasetsApi
                 using var data = DatasetReader.Read(bytes, upload.FileName, readOptions);
                 var classes = data.Data.Classes();
                 // A poisoned training set may carry the truth (a bool array "poisoned", one flag per image): checked now, used for reporting only.
-                if (kind == DatasetKinds.PoisonedTrain && NumpyReader.ReadPoisonFlags(bytes, upload.FileName, readOptions) is { } flags && flags.Length != data.Data.Count)
-                {
-                    throw new DatasetFileException($"{flags.Length} poison flags for {data.Data.Count} images");
-                }
+                if (kind == DatasetKinds.PoisonedTrain) NumpyReader.ReadPoisonFlags(bytes, upload.FileName, readOptions, data.Data.Count);
 
                 record.Count = data.Data.Count;
                 record.Channels = data.Data.Channels;

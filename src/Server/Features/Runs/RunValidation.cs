@@ -10,13 +10,22 @@ using WebDefense.Server.Data;
 
 namespace WebDefense.Server.Features.Runs;
 
+/// <summary>
+/// The outcome of <see cref="RunValidation.ValidateAsync"/>: the field errors, the normalised trigger and, for a valid
+/// training-time request, the zoo's spelling of its architecture and its class count (given, or the largest label + 1).
+/// </summary>
+public sealed record RunValidationResult(Dictionary<string, string[]> Errors, string? TriggerJson, string? Architecture, int? NumClasses);
+
 /// <summary>Checks a run request against the team's models and data sets before anything is queued.</summary>
 public static class RunValidation
 {
-    /// <summary>What the run's images must match: the model's input and classes, or a training-time run's training set.</summary>
-    private sealed record Target(int Channels, int Height, int Width, int NumClasses, string What);
+    /// <summary>
+    /// What the run's images must match: the model's input and classes, or a training-time run's training set (then
+    /// with the architecture to train).
+    /// </summary>
+    private sealed record Target(int Channels, int Height, int Width, int NumClasses, string What, string? Architecture = null);
 
-    public static async Task<(Dictionary<string, string[]> Errors, string? TriggerJson)> ValidateAsync(StartRunRequest request, Guid team, AppDbContext db, CancellationToken ct)
+    public static async Task<RunValidationResult> ValidateAsync(StartRunRequest request, Guid team, AppDbContext db, CancellationToken ct)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         var trainingTime = DefenseCatalog.FindTrainingTime(request.Defense ?? "");
@@ -116,7 +125,7 @@ public static class RunValidation
         if (backdoorTest is not null && test is null) errors["testDatasetId"] = ["a backdoor test set needs the clean test set too"];
         if (request.Seeds is { Length: > 100 }) errors["seeds"] = ["at most 100 seeds per batch"];
         _ = samples;
-        return (errors, triggerJson);
+        return new RunValidationResult(errors, triggerJson, target?.Architecture, target?.Architecture is null ? null : target.NumClasses);
     }
 
     private static async Task<Target?> ModelTargetAsync(StartRunRequest request, Guid team, AppDbContext db, Dictionary<string, string[]> errors, CancellationToken ct)
@@ -138,11 +147,12 @@ public static class RunValidation
         StartRunRequest request, ITrainingDefense defense, Guid team, AppDbContext db, Dictionary<string, string[]> errors, CancellationToken ct)
     {
         if (request.ModelId is not null) errors["modelId"] = [$"{defense.Name} trains a new model from the poisoned training set; it takes an architecture, not a model"];
-        if (request.Architecture is not { } architecture || string.IsNullOrWhiteSpace(architecture))
+        var architecture = ModelZoo.NameOf(request.Architecture);
+        if (string.IsNullOrWhiteSpace(request.Architecture))
         {
             errors["architecture"] = [$"required: one of {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}"];
         }
-        else if (!ModelZoo.Contains(architecture))
+        else if (architecture is null)
         {
             errors["architecture"] = [$"unknown architecture; one of {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}"];
         }
@@ -179,7 +189,7 @@ public static class RunValidation
             return null;
         }
 
-        return new Target(train.Channels, train.Height, train.Width, classes, "the training set's images are");
+        return new Target(train.Channels, train.Height, train.Width, classes, "the training set's images are", architecture);
     }
 
     private const int MaxClasses = 1000;

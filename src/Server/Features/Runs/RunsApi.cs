@@ -6,8 +6,6 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using WebDefense.Core.Defenses;
-using WebDefense.Core.Models.Zoo;
 using WebDefense.Core.Runs;
 using WebDefense.Server.Auth;
 using WebDefense.Server.Data;
@@ -54,24 +52,20 @@ public static class RunsApi
         StartRunRequest request, HttpContext http, AppDbContext db, RunQueue queue, CancellationToken ct)
     {
         var team = http.User.TeamId();
-        var (errors, trigger) = await RunValidation.ValidateAsync(request, team, db, ct);
-        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        var validated = await RunValidation.ValidateAsync(request, team, db, ct);
+        if (validated.Errors.Count > 0) return TypedResults.ValidationProblem(validated.Errors);
 
         var seeds = request.Seeds is { Length: > 0 } s ? s.Distinct().ToArray() : [request.Seed ?? 0];
-        // A training-time run records its class count: given, or the training set's largest label + 1 (validated above).
-        var classes = request.NumClasses ?? (request.PoisonedTrainDatasetId is { } trainId
-            ? await db.Datasets.AsNoTracking().Where(d => d.Id == trainId).Select(d => d.MaxLabel + 1).FirstAsync(ct)
-            : 0);
         var batch = seeds.Length > 1 ? Guid.NewGuid() : (Guid?)null;
-        var trainingTime = DefenseCatalog.FindTrainingTime(request.Defense) is not null;
         var runs = seeds.Select(seed => new RunRecord
         {
             TeamId = team,
             BatchId = batch,
-            Kind = trainingTime ? RunKinds.TrainingTime : RunKinds.PostTraining,
+            // A valid request with an architecture is a training-time run (RunValidation refuses one for other defenses).
+            Kind = validated.Architecture is null ? RunKinds.PostTraining : RunKinds.TrainingTime,
             ModelId = request.ModelId,
-            Architecture = trainingTime ? ModelZoo.Names.First(n => string.Equals(n.Name, request.Architecture!.Trim(), StringComparison.OrdinalIgnoreCase)).Name : null,
-            NumClasses = trainingTime ? classes : null,
+            Architecture = validated.Architecture,
+            NumClasses = validated.NumClasses,
             PoisonedTrainDatasetId = request.PoisonedTrainDatasetId,
             Defense = request.Defense.ToLowerInvariant(),
             Status = RunStatus.Queued,
@@ -79,7 +73,7 @@ public static class RunsApi
             TestDatasetId = request.TestDatasetId,
             BackdoorTestDatasetId = request.BackdoorTestDatasetId,
             BackdoorSamplesDatasetId = request.BackdoorSamplesDatasetId,
-            TriggerJson = trigger,
+            TriggerJson = validated.TriggerJson,
             TargetLabel = request.TargetLabel,
             Seed = seed,
             RequestedParameters = JsonSerializer.Serialize(request.Parameters ?? new()),
