@@ -52,10 +52,9 @@ public sealed class AnpDefense : IDefense
             throw new DefenseInputException("ANP perturbs and masks batch-norm channels, and this model has no batch-norm layers.");
         }
 
-        var labels = context.CleanData.Labels.data<long>().ToArray();
-        var (trainRows, valRows) = DataSplits.Holdout(labels, p.Number("val_fraction"), context.Random);
-        using var train = context.CleanData.Subset(trainRows);
-        using var validation = ValidationSlice.Build(context, valRows);
+        var (train, validation) = ValidationSlice.Holdout(context, p.Number("val_fraction"));
+        using var trainData = train;
+        using var validationData = validation;
 
         // Step 1: mask optimisation under adversarial neuron perturbation, on a copy (BN statistics change in train mode).
         observer.StepStarted(0, Steps.Count, Steps[0]);

@@ -45,10 +45,9 @@ public sealed class RnpDefense : IDefense
     {
         var p = context.Parameters;
         var observer = context.Observer;
-        var labels = context.CleanData.Labels.data<long>().ToArray();
-        var (trainRows, valRows) = DataSplits.Holdout(labels, p.Number("val_fraction"), context.Random);
-        using var train = context.CleanData.Subset(trainRows);
-        using var validation = ValidationSlice.Build(context, valRows); // triggered rows only add validation ASR to the trajectory
+        var (train, validation) = ValidationSlice.Holdout(context, p.Number("val_fraction"));
+        using var trainData = train;
+        using var validationData = validation; // triggered rows only add validation ASR to the trajectory
         var augment = p.Flag("augment") ? Augmentation.ForInput(context.Model.Input) : Augmentation.None;
         var findings = new Dictionary<string, object>();
         var trajectory = new List<TrajectoryPoint>();
@@ -91,6 +90,8 @@ public sealed class RnpDefense : IDefense
         using var gammas = GammaSnapshot.Take(topology);
         // Channels in ascending mask order (ties in model order); a level prunes the first Units of them.
         var order = MaskPruning.Ascending(masks);
+        observer.Log($"{order.Count(m => m.Value <= 0.2)} of {order.Count} channels at mask ≤ 0.2; lowest: " +
+                     string.Join(", ", order.Take(10).Select(m => $"{m.Layer.Name}[{m.Channel}] {m.Value:0.###}")));
         var levels = MaskPruning.Levels(order, p.Choice("pruning_by"), p.Number("pruning_max"), p.Number("pruning_step"));
 
         void Prune(PruningSweep.Level level)

@@ -45,10 +45,9 @@ public sealed class TsbdDefense : IDefense
     {
         var p = context.Parameters;
         var observer = context.Observer;
-        var labels = context.CleanData.Labels.data<long>().ToArray();
-        var (trainRows, valRows) = DataSplits.Holdout(labels, p.Number("val_fraction"), context.Random);
-        using var train = context.CleanData.Subset(trainRows);
-        using var validation = ValidationSlice.Build(context, valRows);
+        var (train, validation) = ValidationSlice.Holdout(context, p.Number("val_fraction"));
+        using var trainData = train;
+        using var validationData = validation;
         var augment = p.Flag("augment") ? Augmentation.ForInput(context.Model.Input) : Augmentation.None;
         var trajectory = new List<TrajectoryPoint>();
         var findings = new Dictionary<string, object>();

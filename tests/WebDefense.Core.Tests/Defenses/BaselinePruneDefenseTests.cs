@@ -145,6 +145,25 @@ public class BaselinePruneDefenseTests(BackdooredFashionMnist data, ITestOutputH
         Assert.Contains("no batch-norm layers", ex.Message);
     }
 
+    /// <summary>
+    /// Every defense that holds out a validation slice of the clean data refuses a set too small to split (one image per
+    /// class leaves nothing to validate on) with the same clear message, before any training.
+    /// </summary>
+    [Theory]
+    [InlineData("rnp")]
+    [InlineData("anp")]
+    [InlineData("tsbd")]
+    [InlineData("ft")]
+    [InlineData("fp")]
+    public void Hold_out_defenses_refuse_clean_data_too_small_to_split(string name)
+    {
+        using var loaded = data.Load();
+        using var clean = data.Clean(1, seed: 0);
+        var ex = Assert.Throws<DefenseInputException>(() => DefenseRunner.Run(new DefenseRequest { Defense = DefenseCatalog.Get(name), Model = loaded.Classifier, CleanData = clean }));
+        Assert.Contains("too small to hold out a validation slice", ex.Message);
+        Assert.Contains("10 images", ex.Message);
+    }
+
     // ---- TSBD ----
 
     [Fact]
