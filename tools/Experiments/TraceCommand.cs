@@ -45,7 +45,8 @@ internal static class TraceCommand
 
     /// <summary>
     /// Any model file on any data: --model FILE (TorchScript, or a state dict with --architecture), --input C,H,W,
-    /// --classes N, --clean/--test/--backdoor-test data files (the backdoor test set with TRUE labels), --target N.
+    /// --classes N, --clean/--test/--backdoor-test data files (the backdoor test set with TRUE labels), --target N, and
+    /// optionally --trigger JSON (a trigger spec as the API takes it) for backdoor samples made from the clean set.
     /// </summary>
     private static void RunOnFiles(ExperimentOptions options, string cleanPath)
     {
@@ -57,9 +58,14 @@ internal static class TraceCommand
         using var clean = DatasetReader.Read(cleanPath);
         using var test = DatasetReader.Read(options.Text("test", ""));
         using var bd = DatasetReader.Read(options.Text("backdoor-test", ""));
+        // --trigger JSON: the defender's triggered copies of the clean set (true labels), so the sweep shows validation ASR.
+        using var triggered = options.Text("trigger", "") is { Length: > 0 } json
+            ? new ImageDataset(TriggerSpec.FromJson(json).ApplyTo(clean.Data.Images), clean.Data.Labels.clone())
+            : null;
         using var result = DefenseRunner.Run(new DefenseRequest
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean.Data, TargetLabel = options.Int("target", 0), Seed = options.Int("seed", 0),
+            Backdoor = triggered is null ? null : new BackdoorSamples(triggered, true),
             TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options),
         });
         Print(result);

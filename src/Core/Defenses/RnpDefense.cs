@@ -32,7 +32,7 @@ public sealed class RnpDefense : IDefense
         ParameterSpec.Number("alpha", 0.2, 0.0, 1.0, "Weight of the clean loss during mask recovery (loss = α·CE)."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size."),
         ParameterSpec.Number("val_fraction", 0.1, 0.01, 0.5, "Share of the clean data held out to choose the pruning level."),
-        ParameterSpec.Choice("pruning_by", "number", ["number", "threshold"], "number: prune channels one by one in ascending mask order (in steps of about 0.5% of the channels for large models); threshold: prune every channel with mask ≤ t for t = 0, pruning_step, …, pruning_max (the reference's evaluate_by_threshold)."),
+        ParameterSpec.Choice("pruning_by", "number", ["number", "threshold"], "number: prune channels one by one in ascending mask order (the first 200 one by one, then steps of about 0.5% of the channels); threshold: prune every channel with mask ≤ t for t = 0, pruning_step, …, pruning_max (the reference's evaluate_by_threshold)."),
         ParameterSpec.Number("pruning_max", 0.90, 0.0, 1.0, "Largest share of channels (by number) or largest mask threshold (by threshold) in the sweep."),
         ParameterSpec.Number("pruning_step", 0.05, 0.001, 0.5, "Threshold step of the threshold sweep."),
         ParameterSpec.Choice("selection", "acc-bound", ["acc-bound", "fixed-threshold"], "acc-bound: largest pruning whose validation ACC drop stays within max_acc_drop; fixed-threshold: prune every channel with mask ≤ fixed_threshold (BackdoorBench's final model, 0.70)."),

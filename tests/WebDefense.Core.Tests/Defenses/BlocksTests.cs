@@ -109,4 +109,32 @@ public class BlocksTests
         Assert.Equal(3, result.ChosenIndex); // 0.88 is within 3 points of 0.90; 0.86 is not
         Assert.Contains("within 3 points", result.Rule);
     }
+
+    [Fact]
+    public void Number_sweep_prunes_one_channel_at_a_time_through_the_low_mask_end_then_in_strides()
+    {
+        using var preact = ModelZoo.CreateClassifier("preactresnet18", 10, InputSpec.Cifar10);
+        var layers = ModelTopology.Discover(preact).BatchNorms;
+        var masks = layers.SelectMany(b => Enumerable.Range(0, b.Channels).Select(c => (b, c, (float)((c * 7919 % 1000) / 1000.0)))).ToList();
+        var order = MaskPruning.Ascending(masks);
+        Assert.Equal(3392, order.Count);
+        Assert.True(order.Zip(order.Skip(1)).All(p => p.First.Value <= p.Second.Value));
+
+        var levels = MaskPruning.Levels(order, "number", 0.9, 0.05);
+        var units = levels.Select(l => l.Units).ToList();
+        Assert.Equal(0, units[0]);
+        Assert.Equal(Enumerable.Range(0, MaskPruning.FineLevels + 1), units.Take(MaskPruning.FineLevels + 1)); // 0, 1, …, 200
+        var stride = (int)Math.Ceiling(3392 / 200.0);                                                          // 17
+        Assert.All(units.Skip(MaskPruning.FineLevels).Zip(units.Skip(MaskPruning.FineLevels + 1)), p => Assert.Equal(stride, p.Second - p.First));
+        Assert.True(units[^1] <= (int)(0.9 * 3392) && units[^1] + stride > (int)(0.9 * 3392));
+        Assert.All(levels.Skip(1), l => Assert.Equal(order[l.Units - 1].Value, l.Threshold));
+
+        // A small network: every channel up to the maximum, one by one.
+        Assert.Equal(Enumerable.Range(0, 101), MaskPruning.Levels(order.Take(112).ToList(), "number", 0.9, 0.05).Select(l => l.Units));
+
+        // By threshold: every channel with mask ≤ t for t = 0, 0.05, …
+        var byThreshold = MaskPruning.Levels(order, "threshold", 0.9, 0.05);
+        Assert.Equal(19, byThreshold.Count - 1);
+        Assert.All(byThreshold.Skip(1), l => Assert.Equal(order.Count(m => m.Value <= l.Threshold), l.Units));
+    }
 }

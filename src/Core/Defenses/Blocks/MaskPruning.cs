@@ -9,13 +9,16 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// </summary>
 public static class MaskPruning
 {
+    /// <summary>The number sweep prunes one channel at a time up to this many channels.</summary>
+    public const int FineLevels = 200;
+
     /// <summary>Channels in ascending mask order, ties in model order.</summary>
     public static List<(BatchNormLayer Layer, int Channel, float Value)> Ascending(IReadOnlyList<(BatchNormLayer Layer, int Channel, float Value)> masks) =>
         masks.Select((m, i) => (m, i)).OrderBy(x => x.m.Value).ThenBy(x => x.i).Select(x => x.m).ToList();
 
     /// <summary>
-    /// Sweep levels starting with the unpruned model. <c>number</c>: one channel at a time (steps of ⌈channels/200⌉
-    /// for large models) up to <paramref name="max"/> of the channels; <c>threshold</c>: every channel with mask ≤ t
+    /// Sweep levels starting with the unpruned model. <c>number</c>: one channel at a time for the first
+    /// <see cref="FineLevels"/> channels, then steps of ⌈channels/200⌉, up to <paramref name="max"/> of the channels; <c>threshold</c>: every channel with mask ≤ t
     /// for t = 0, step, …, max. A level's <see cref="PruningSweep.Level.Units"/> prunes the first Units channels of
     /// <paramref name="ascending"/>.
     /// </summary>
@@ -24,17 +27,21 @@ public static class MaskPruning
         var levels = new List<PruningSweep.Level> { new(0, -1) };
         if (pruningBy == "number")
         {
+            // One channel at a time through the low-mask end the selection decides on, then steps of ⌈channels/200⌉.
             var stride = Math.Max(1, (int)Math.Ceiling(ascending.Count / 200.0));
-            for (var n = stride; n <= (int)(max * ascending.Count); n += stride)
+            for (var n = 1; n <= (int)(max * ascending.Count); n += n < FineLevels ? 1 : stride)
             {
                 levels.Add(new PruningSweep.Level(n, ascending[n - 1].Value));
             }
         }
         else
         {
-            for (var t = 0.0; t <= max + 1e-9; t += step)
+            // t = i·step, rounded: summing the step drifts (0.05 ten times is 0.49999999999999994), which left masks of
+            // exactly 0.5 out of the level reported as "threshold 0.5".
+            for (var i = 0; i * step <= max + 1e-9; i++)
             {
-                levels.Add(new PruningSweep.Level(ascending.Count(m => m.Value <= t), Math.Round(t, 6)));
+                var t = Math.Round(i * step, 6);
+                levels.Add(new PruningSweep.Level(ascending.Count(m => m.Value <= t), t));
             }
         }
 
