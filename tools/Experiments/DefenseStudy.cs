@@ -53,7 +53,7 @@ internal static class DefenseStudy
                         }
 
                         using var clean = BalancedSample(train, entry.PerClass, 1000 + seed);
-                        using var triggered = new ImageDataset(attack.Trigger.ApplyTo(clean.Images), clean.Labels.clone());
+                        using var triggered = attack.Trigger.ApplyWithTrueLabels(clean);
                         ResetPeakRss();
                         using var result = DefenseRunner.Run(new DefenseRequest
                         {

@@ -33,7 +33,7 @@ internal static class TraceCommand
         var trigger = PatchTrigger.BadNets;
         using var bd = BackdoorTestSet.Build(test, trigger, 0);
         using var clean = DefenseStudy.BalancedSample(train, perClass, options.Int("seed", 0) + 1000);
-        using var triggered = new ImageDataset(trigger.ApplyTo(clean.Images), clean.Labels.clone());
+        using var triggered = trigger.ApplyWithTrueLabels(clean);
         using var result = DefenseRunner.Run(new DefenseRequest
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean, TargetLabel = 0, Seed = options.Int("seed", 0),
@@ -60,7 +60,7 @@ internal static class TraceCommand
         using var bd = DatasetReader.Read(options.Text("backdoor-test", ""));
         // --trigger JSON: the defender's triggered copies of the clean set (true labels), so the sweep shows validation ASR.
         using var triggered = options.Text("trigger", "") is { Length: > 0 } json
-            ? new ImageDataset(TriggerSpec.FromJson(json).ApplyTo(clean.Data.Images), clean.Data.Labels.clone())
+            ? TriggerSpec.FromJson(json).ApplyWithTrueLabels(clean.Data)
             : null;
         using var result = DefenseRunner.Run(new DefenseRequest
         {

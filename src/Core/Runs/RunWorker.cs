@@ -123,7 +123,7 @@ public static class RunWorker
             }
             else if (trigger is not null)
             {
-                var triggered = new ImageDataset(trigger.ApplyTo(clean.Images), clean.Labels.clone());
+                var triggered = trigger.ApplyWithTrueLabels(clean);
                 disposables.Add(triggered);
                 backdoor = new BackdoorSamples(triggered, PairedWithClean: true);
                 log.Log($"backdoor samples: {triggered.Count} triggered copies of the clean data");

@@ -53,7 +53,7 @@ public sealed class BackdooredFashionMnist : IDisposable
         Defense = defense,
         Model = model,
         CleanData = clean,
-        Backdoor = withBackdoor ? new BackdoorSamples(new ImageDataset(Trigger.ApplyTo(clean.Images), clean.Labels.clone()), PairedWithClean: true) : null,
+        Backdoor = withBackdoor ? new BackdoorSamples(Trigger.ApplyWithTrueLabels(clean), PairedWithClean: true) : null,
         TargetLabel = 0,
         Seed = seed,
         Parameters = parameters,

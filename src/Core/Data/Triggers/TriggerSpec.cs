@@ -69,6 +69,9 @@ public abstract record TriggerSpec
 
     protected abstract void ValidateShape(int channels, int height, int width);
 
+    /// <summary>The triggered copy of every image of <paramref name="clean"/>, with its TRUE label (a defender's backdoor samples).</summary>
+    public ImageDataset ApplyWithTrueLabels(ImageDataset clean) => new(ApplyTo(clean.Images), clean.Labels.clone());
+
     /// <summary>Applies the trigger to uint8 N×C×H×W images; returns a new uint8 tensor on the same device.</summary>
     public Tensor ApplyTo(Tensor images)
     {
