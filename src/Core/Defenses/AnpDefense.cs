@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Defenses.Blocks;
@@ -40,6 +41,8 @@ public sealed class AnpDefense : IDefense
         ParameterSpec.Number("max_acc_drop", 0.03, 0.0, 1.0, "Largest validation ACC drop allowed by the acc-bound selection."),
         ParameterSpec.Number("fixed_threshold", 0.2, 0.0, 1.0, "Mask threshold of the fixed-threshold selection."),
         ParameterSpec.Flag("augment", true, "Random-crop (and, for colour images, flip) augmentation of the clean data, as the reference does."),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)
@@ -71,7 +74,7 @@ public sealed class AnpDefense : IDefense
             MaskPruning.ZeroGammas(topology, order.Take(level.Units));
         }
 
-        var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation);
+        var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation, context.MaxValidationAsr);
         var trajectory = sweep.Points.Select(x => new TrajectoryPoint(x.Level.Units, "channels pruned", x.Scores.Acc, x.Scores.Asr, x.Scores.Ra, x.Scores.CleanLoss,
             x.Level.Units == 0 ? "unpruned" : $"mask ≤ {x.Level.Threshold:0.###}")).ToList();
 

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using TorchSharp;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
@@ -30,6 +31,8 @@ public sealed class ClpDefense : IDefense
         ParameterSpec.Choice("selection", "fixed-u", ["fixed-u", "acc-bound"], "fixed-u: prune with u (the reference, data-free); acc-bound: the smallest u of the sweep whose validation ACC, and that of every larger u, stays within max_acc_drop of the unpruned model's (needs clean data)."),
         ParameterSpec.Number("max_acc_drop", 0.03, 0.0, 1.0, "Largest validation ACC drop allowed by the acc-bound selection."),
         ParameterSpec.Choice("pairing", "traced", ["traced", "module-order"], "traced: a BN is paired with the conv whose output it normalises directly (BNs that see a residual sum are skipped); module-order: each BN with the most recent conv before it (the reference; TorchScript models always use it)."),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)
@@ -72,7 +75,7 @@ public sealed class ClpDefense : IDefense
         if (hasData)
         {
             using var validation = ValidationSlice.All(context);
-            sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation);
+            sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation, context.MaxValidationAsr);
             trajectory.AddRange(sweep.Points.Select(x => new TrajectoryPoint(x.Level.Units, "channels pruned", x.Scores.Acc, x.Scores.Asr, x.Scores.Ra, x.Scores.CleanLoss, Note(x.Level))));
         }
         else

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
 
@@ -23,6 +24,8 @@ public sealed class FpDefense : IDefense
         ParameterSpec.Number("once_prune_ratio", 0.01, 0.001, 0.5, "Channels pruned per sweep step, as a share of the channels (rounded up: 6 of PreActResNet18's 512, 1 of SmallCnn's 64)."),
         ParameterSpec.Number("acc_ratio", 0.1, 0.0, 1.0, "Stop pruning before the validation ACC falls by this share of the unpruned model's (relative drop; the reference's 0.1)."),
         .. FtDefense.FineTuningParameters(epochs: 100),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)
@@ -49,7 +52,7 @@ public sealed class FpDefense : IDefense
         var baseline = validation.Score(context.Model).Acc;
         var bound = p.Number("acc_ratio") * baseline;
         var sweep = PruningSweep.Run(levels, level => mask.PruneExactly(order.Take(level.Units)), () => validation.Score(context.Model), bound,
-            "channels pruned", observer, context.Cancellation);
+            "channels pruned", observer, context.Cancellation, context.MaxValidationAsr);
         var trajectory = sweep.Points.Select(x => new TrajectoryPoint(x.Level.Units, "channels pruned", x.Scores.Acc, x.Scores.Asr, x.Scores.Ra,
             x.Scores.CleanLoss, x.Level.Units == 0 ? "unpruned" : $"mean activation ≤ {x.Level.Threshold:0.####}")).ToList();
         var chosen = sweep.Points[sweep.ChosenIndex].Level.Units;

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Training;
@@ -19,7 +20,7 @@ public sealed class FtDefense : IDefense
     public DefenseNeeds Needs => DefenseNeeds.CleanData;
     public IReadOnlyList<string> Steps => ["split", "fine-tune"];
 
-    public IReadOnlyList<ParameterSpec> Parameters { get; } = FineTuningParameters(epochs: 100);
+    public IReadOnlyList<ParameterSpec> Parameters { get; } = [.. FineTuningParameters(epochs: 100), ScanAssistance.Scan, ScanAssistance.MaxValAsr];
 
     /// <summary>The FT recipe's tunables, shared with FP and FT-SAM (BackdoorBench's defaults).</summary>
     internal static ParameterSpec[] FineTuningParameters(int epochs) =>

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Models;
@@ -27,6 +28,8 @@ public sealed class FtSamDefense : IDefense
         ParameterSpec.Flag("adaptive", true, "ASAM: perturbation scaled by |w| (the reference's default); false: plain SAM."),
         ParameterSpec.Number("label_smoothing", 0.1, 0.0, 0.99, "Label smoothing ε: target 1−ε on the true class, ε/(C−1) on the others."),
         .. FtDefense.FineTuningParameters(epochs: 100),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Defenses.Blocks;
@@ -36,6 +37,7 @@ public sealed class GradPruneDefense : IDefense
         ParameterSpec.Number("lr", 0.001, 1e-6, 1.0, "Fine-tuning SGD learning rate (no scheduler)."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size."),
         ParameterSpec.Flag("persistent_mask", true, "Keep pruned filters at zero during fine-tuning (the reference code lets them regrow)."),
+        ScanAssistance.Scan,
     ];
 
     public DefenseOutcome Run(DefenseContext context)

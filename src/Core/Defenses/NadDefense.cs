@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Models;
@@ -43,6 +44,8 @@ public sealed class NadDefense : IDefense
         ParameterSpec.Number("val_fraction", 0.1, 0.01, 0.5, "Share of the clean data held out (stratified) to score every epoch and choose the models."),
         ParameterSpec.Choice("selection", "best-val-acc", ["best-val-acc", "last"], "Student epoch: best-val-acc: the highest validation ACC (ties → later); last: the last epoch, as the reference. The teacher is always its last epoch, as the reference."),
         ParameterSpec.Flag("augment", true, "Random-crop (and, for colour images, flip) augmentation of the clean data, as the reference does."),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)

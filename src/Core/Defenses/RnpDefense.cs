@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using TorchSharp;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
@@ -39,6 +40,8 @@ public sealed class RnpDefense : IDefense
         ParameterSpec.Number("max_acc_drop", 0.03, 0.0, 1.0, "Largest validation ACC drop allowed by the acc-bound selection."),
         ParameterSpec.Number("fixed_threshold", 0.70, 0.0, 1.0, "Mask threshold of the fixed-threshold selection."),
         ParameterSpec.Flag("augment", true, "Random-crop (and, for colour images, flip) augmentation of the clean data, as the reference does."),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)
@@ -100,7 +103,7 @@ public sealed class RnpDefense : IDefense
             MaskPruning.ZeroGammas(topology, order.Take(level.Units));
         }
 
-        var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation);
+        var sweep = PruningSweep.Run(levels, Prune, () => validation.Score(context.Model), p.Number("max_acc_drop"), "channels pruned", observer, context.Cancellation, context.MaxValidationAsr);
         trajectory.AddRange(sweep.Points.Select(x => new TrajectoryPoint(x.Level.Units, "channels pruned", x.Scores.Acc, x.Scores.Asr, x.Scores.Ra, x.Scores.CleanLoss, $"threshold {x.Level.Threshold:0.###}")));
 
         // Step 4: select on validation data only and leave the model at the chosen point.

@@ -1,3 +1,4 @@
+using WebDefense.Core.Scanning;
 using WebDefense.Core.Defenses.Blocks;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
@@ -39,6 +40,8 @@ public sealed class TsbdDefense : IDefense
             ["0.01,0.05,0.1,0.15,0.2,0.25,0.3,0.4,0.5,0.7,0.9", "0.01,0.05,0.1,0.2,0.3,0.5", "0.05,0.1,0.2"], "Neuron ratios n of the sweep (the reference's list, or shorter ones)."),
         ParameterSpec.Number("max_acc_drop", 0.03, 0.0, 1.0, "Largest validation ACC drop (vs the original model) allowed when choosing n."),
         ParameterSpec.Flag("augment", true, "Random-crop (and, for colour images, flip) augmentation of the clean data, as the reference does."),
+        ScanAssistance.Scan,
+        ScanAssistance.MaxValAsr,
     ];
 
     public DefenseOutcome Run(DefenseContext context)
@@ -100,9 +103,9 @@ public sealed class TsbdDefense : IDefense
             }.Run(context.Random, context.Cancellation);
         }
 
-        // The sweep keeps the state of the level the rule will choose: the last of the unbroken run within the bound.
-        StateDict? kept = null;
-        int scored = 0, keptIndex = -1;
+        // The sweep keeps the states of the unbroken run of levels within the ACC bound: the rule chooses one of them
+        // (the last, or with a validation ASR the smallest that meets the ASR bound).
+        var kept = new List<StateDict>();
         var unbroken = true;
         double? baseline = null;
         try
@@ -114,21 +117,18 @@ public sealed class TsbdDefense : IDefense
                 unbroken &= baseline - scores.Acc <= p.Number("max_acc_drop");
                 if (unbroken)
                 {
-                    kept?.Dispose();
-                    kept = StateDict.FromModule(context.Model.Module);
-                    keptIndex = scored;
+                    kept.Add(StateDict.FromModule(context.Model.Module));
                 }
 
-                scored++;
                 return scores;
-            }, p.Number("max_acc_drop"), "neurons re-initialised", observer, context.Cancellation);
+            }, p.Number("max_acc_drop"), "neurons re-initialised", observer, context.Cancellation, context.MaxValidationAsr);
             trajectory.AddRange(sweep.Points.Select(x => new TrajectoryPoint(x.Level.Units, "neurons re-initialised", x.Scores.Acc, x.Scores.Asr, x.Scores.Ra, x.Scores.CleanLoss,
                 x.Level.Threshold == 0 ? "original model" : $"n = {x.Level.Threshold:0.###}, {zeroed[x.Level.Threshold]} weights zeroed, {p.Int("ft_epochs")} fine-tuning epochs")));
 
             // Select on validation data only and leave the model at the chosen point.
             observer.StepStarted(3, Steps.Count, Steps[3]);
-            if (sweep.ChosenIndex != keptIndex) throw new InvalidOperationException($"sweep chose level {sweep.ChosenIndex} but level {keptIndex} was kept");
-            kept!.CopyInto(context.Model.Module);
+            if (sweep.ChosenIndex >= kept.Count) throw new InvalidOperationException($"sweep chose level {sweep.ChosenIndex} but only {kept.Count} levels were kept");
+            kept[sweep.ChosenIndex].CopyInto(context.Model.Module);
             var chosen = sweep.Points[sweep.ChosenIndex].Level;
             findings["chosen_n"] = chosen.Threshold;
             findings["reinitialised_neurons"] = chosen.Units;
@@ -138,7 +138,7 @@ public sealed class TsbdDefense : IDefense
         }
         finally
         {
-            kept?.Dispose();
+            kept.ForEach(k => k.Dispose());
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
+using WebDefense.Core.Scanning;
 
 namespace WebDefense.Core.Runs;
 
@@ -33,7 +34,7 @@ public sealed record MetricsEvent(string Stage, BackdoorMetrics Metrics) : RunEv
 
 /// <summary>
 /// The run succeeded. Artifacts (relative to the output directory): the purified model in the uploaded format
-/// (<see cref="ModelFile"/>; a training-time run: the trained model as a PyTorch state dict), metrics.json, metrics.csv,
+/// (<see cref="ModelFile"/>; a training-time run: the trained model as a PyTorch state dict; a scan run: none), metrics.json, metrics.csv,
 /// trajectory.json, log.txt and, for a training-time run, <see cref="SuspectedFile"/> with <see cref="Suspected"/> rows
 /// flagged and <see cref="Detection"/> when the training set carried the poisoning truth.
 /// </summary>
@@ -46,10 +47,24 @@ public sealed record CompletedEvent(
     IReadOnlyDictionary<string, object> Findings,
     double WallSeconds,
     string Device,
-    string ModelFile,
+    string? ModelFile,
     string? SuspectedFile = null,
     int? Suspected = null,
-    DetectionMetrics? Detection = null) : RunEvent;
+    DetectionMetrics? Detection = null) : RunEvent
+{
+    /// <summary>What happened to the backdoor (post-training runs; for a scan run, null).</summary>
+    public BackdoorOutcome? Outcome { get; init; }
+
+    /// <summary>The scan (a scan run, or the scan a defense run did first), without the trigger specs; those are in scan.json.</summary>
+    public ScanReport? Scan { get; init; }
+
+    /// <summary>scan.json and the trigger images, relative to the output directory.</summary>
+    public IReadOnlyList<string>? ScanFiles { get; init; }
+
+    /// <summary>The scan's reconstructed trigger's ASR on held-out clean images, on the model before and after the defense.</summary>
+    public double? EstimatedAsrBefore { get; init; }
+    public double? EstimatedAsrAfter { get; init; }
+}
 
 /// <summary>The run failed with a message meant for the user (bad input) or an internal error.</summary>
 public sealed record FailedEvent(string Error, bool UserError) : RunEvent;

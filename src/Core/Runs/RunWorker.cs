@@ -11,6 +11,7 @@ using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Models.Zoo;
 using WebDefense.Core.Runtime;
+using WebDefense.Core.Scanning;
 
 namespace WebDefense.Core.Runs;
 
@@ -18,7 +19,7 @@ namespace WebDefense.Core.Runs;
 /// Executes one <see cref="RunSpec"/> in the current process: loads the model and data, runs the defense,
 /// reports <see cref="RunEvent"/>s and writes the artifacts. No ASP.NET here; the worker process and tests call it.
 /// </summary>
-public static class RunWorker
+public static partial class RunWorker
 {
     public const int ExitSucceeded = 0;
     public const int ExitInternalError = 1;
@@ -74,129 +75,12 @@ public static class RunWorker
             return ExecuteTraining(spec, trainingDefense, device, log, total, ct);
         }
 
-        var defense = DefenseCatalog.Get(spec.Defense);
-        var input = CreateInput(spec.Model);
-        var declaration = new ModelDeclaration(spec.Model.Architecture, spec.Model.NumClasses, input);
-        var trigger = spec.TriggerJson is { } json ? TriggerSpec.FromJson(json) : null;
-        trigger?.Validate(input.Channels, input.Height, input.Width);
-        ct.ThrowIfCancellationRequested();
-
-        var load = Stopwatch.StartNew();
-        using var loaded = ModelLoader.Load(spec.Model.Path ?? throw new DefenseInputException($"{defense.Name} needs a model file"), declaration);
-        foreach (var warning in loaded.Warnings)
+        if (string.Equals(spec.Defense, BackdoorScan.ScanName, StringComparison.OrdinalIgnoreCase))
         {
-            log.Log("model: " + warning);
+            return ExecuteScan(spec, device, log, total, ct);
         }
 
-        log.Log($"model loaded: {loaded.Format}, {loaded.ParameterCount:N0} parameters");
-        var readOptions = new DatasetReadOptions
-        {
-            Channels = input.Channels,
-            NumClasses = spec.Model.NumClasses,
-        };
-
-        var disposables = new List<IDisposable>();
-        try
-        {
-            ImageDataset clean;
-            if (spec.CleanData is { } cleanFile)
-            {
-                clean = Read(cleanFile, "clean data", readOptions, input, log, disposables);
-            }
-            else if (defense.Needs.HasFlag(DefenseNeeds.CleanData))
-            {
-                throw new DefenseInputException($"{defense.Name} needs a clean data set");
-            }
-            else
-            {
-                clean = new ImageDataset(torch.zeros(0, input.Channels, input.Height, input.Width, torch.ScalarType.Byte), torch.zeros(0, torch.ScalarType.Int64));
-                disposables.Add(clean);
-                log.Log($"no clean data: {defense.Name} runs data-free");
-            }
-
-            ct.ThrowIfCancellationRequested();
-            var (test, backdoorTest) = ReadTestSets(spec, readOptions, input, log, disposables);
-            BackdoorSamples? backdoor = null;
-            if (spec.BackdoorSamples is { } bs)
-            {
-                backdoor = new BackdoorSamples(Read(bs, "backdoor samples", readOptions, input, log, disposables), PairedWithClean: false);
-            }
-            else if (trigger is not null)
-            {
-                var triggered = trigger.ApplyWithTrueLabels(clean);
-                disposables.Add(triggered);
-                backdoor = new BackdoorSamples(triggered, PairedWithClean: true);
-                log.Log($"backdoor samples: {triggered.Count} triggered copies of the clean data");
-            }
-
-            backdoorTest = CompleteBackdoorTest(spec, test, backdoorTest, trigger, log, disposables);
-            load.Stop();
-            ct.ThrowIfCancellationRequested();
-
-            var parameters = spec.Parameters.ToDictionary(kv => kv.Key, kv => (object)kv.Value);
-            var observer = new EventObserver(log);
-            var defenseWatch = Stopwatch.StartNew();
-            using var result = DefenseRunner.Run(new DefenseRequest
-            {
-                Defense = defense,
-                Model = loaded.Classifier,
-                CleanData = clean,
-                Backdoor = backdoor,
-                TargetLabel = spec.TargetLabel,
-                Parameters = parameters,
-                Seed = spec.Seed,
-                TestSet = test,
-                BackdoorTestSet = backdoorTest,
-                Observer = observer,
-                Cancellation = ct,
-            });
-            defenseWatch.Stop();
-            ct.ThrowIfCancellationRequested();
-
-            if (result.Before is { } before) log.Emit(new MetricsEvent("before", before));
-            if (result.After is { } after) log.Emit(new MetricsEvent("after", after));
-            log.Log($"chosen: x = {result.Chosen.X.ToString(CultureInfo.InvariantCulture)} ({result.Chosen.Rule})");
-
-            var modelFile = "model" + ModelLoader.Extension(loaded.Format);
-            WriteModel(result.Purified, loaded.Format, spec.OutputDirectory, modelFile);
-            total.Stop();
-            var completed = new CompletedEvent(result.Before, result.After, result.Der, result.Chosen, result.Parameters, result.Findings,
-                total.Elapsed.TotalSeconds, device, modelFile);
-
-            var metrics = new Dictionary<string, object?>
-            {
-                ["runId"] = spec.RunId,
-                ["defense"] = defense.Name,
-                ["seed"] = spec.Seed,
-                ["targetLabel"] = spec.TargetLabel,
-                ["modelFormat"] = loaded.Format.ToString(),
-                ["before"] = result.Before,
-                ["after"] = result.After,
-                ["der"] = result.Der,
-                ["chosen"] = result.Chosen,
-                ["resolvedParameters"] = result.Parameters,
-                ["findings"] = result.Findings,
-                ["device"] = device,
-                ["modelFile"] = modelFile,
-                ["timings"] = new Dictionary<string, double>
-                {
-                    ["loadSeconds"] = load.Elapsed.TotalSeconds,
-                    ["defenseSeconds"] = result.WallTime.TotalSeconds,
-                    ["runSeconds"] = defenseWatch.Elapsed.TotalSeconds,
-                    ["wallSeconds"] = total.Elapsed.TotalSeconds,
-                },
-            };
-            WriteRunFiles(spec, log, metrics, result.Trajectory);
-            log.Emit(completed);
-            return ExitSucceeded;
-        }
-        finally
-        {
-            foreach (var d in disposables)
-            {
-                d.Dispose();
-            }
-        }
+        return ExecutePostTraining(spec, DefenseCatalog.Get(spec.Defense), device, log, total, ct);
     }
 
     /// <summary>
@@ -224,159 +108,6 @@ public static class RunWorker
         WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(trajectory, ArtifactJson));
         log.Log($"artifacts written to {spec.OutputDirectory}");
         TryWriteLog(spec, log);
-    }
-
-    /// <summary>The per-sample file of a training-time run: every training sample's suspicion and whether it is suspected.</summary>
-    public const string SuspectedSamplesFile = "suspected.csv";
-
-    /// <summary>
-    /// A training-time defense: reads the untrusted training set (and its poison flags, when the .npz has them), trains
-    /// with the defense and, with a test set, the undefended comparison ("before"), and writes the trained model
-    /// (PyTorch state dict, model.pt), suspected.csv, metrics.json/.csv, trajectory.json and log.txt.
-    /// </summary>
-    private static int ExecuteTraining(RunSpec spec, ITrainingDefense defense, string device, RunLog log, Stopwatch total, CancellationToken ct)
-    {
-        var input = CreateInput(spec.Model);
-        if (spec.Model.Path is not null)
-        {
-            throw new DefenseInputException($"{defense.Name} trains a new model from the poisoned training set; it takes an architecture, not a model file");
-        }
-
-        if (spec.Model.Architecture is not { } architecture || !ModelZoo.Contains(architecture))
-        {
-            throw new DefenseInputException($"{defense.Name} needs an architecture from the zoo: {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}");
-        }
-
-        var trainFile = spec.PoisonedTrain ?? throw new DefenseInputException($"{defense.Name} needs a poisoned-train data set");
-        var trigger = spec.TriggerJson is { } json ? TriggerSpec.FromJson(json) : null;
-        trigger?.Validate(input.Channels, input.Height, input.Width);
-        ct.ThrowIfCancellationRequested();
-
-        var load = Stopwatch.StartNew();
-        var readOptions = new DatasetReadOptions { Channels = input.Channels, NumClasses = spec.Model.NumClasses };
-        var disposables = new List<IDisposable>();
-        try
-        {
-            var train = Read(trainFile, "poisoned training set", readOptions, input, log, disposables);
-            var flags = ReadPoisonFlags(trainFile, readOptions, train.Count);
-
-            log.Log(flags is null ? "no poison flags in the training set: detection precision/recall are not computed"
-                : $"poison flags: {flags.Count(f => f)} of {flags.Length} samples are poisoned (used for reporting only)");
-            var (test, backdoorTest) = ReadTestSets(spec, readOptions, input, log, disposables);
-            backdoorTest = CompleteBackdoorTest(spec, test, backdoorTest, trigger, log, disposables);
-            load.Stop();
-            ct.ThrowIfCancellationRequested();
-
-            var runWatch = Stopwatch.StartNew();
-            using var result = TrainingDefenseRunner.Run(new TrainingDefenseRequest
-            {
-                Defense = defense,
-                Architecture = architecture,
-                NumClasses = spec.Model.NumClasses,
-                Input = input,
-                Train = train,
-                Truth = flags is null ? null : new PoisonTruth(flags),
-                Parameters = spec.Parameters.ToDictionary(kv => kv.Key, kv => (object)kv.Value),
-                Seed = spec.Seed,
-                TestSet = test,
-                BackdoorTestSet = backdoorTest,
-                TargetLabel = spec.TargetLabel,
-                Observer = new EventObserver(log),
-                Cancellation = ct,
-            });
-            runWatch.Stop();
-            ct.ThrowIfCancellationRequested();
-
-            if (result.Undefended is { } before) log.Emit(new MetricsEvent("before", before));
-            if (result.After is { } after) log.Emit(new MetricsEvent("after", after));
-            if (result.Detection is { } d) log.Log($"detection: {d.TruePositives} of {d.Poisoned} poisoned samples among {d.Suspected} suspected (precision {d.Precision:P2}, recall {d.Recall:P2})");
-            log.Log($"chosen: {result.Chosen.Rule}");
-
-            const string modelFile = "model.pt";
-            WriteModel(result.Model, ModelFileFormat.PyTorchStateDict, spec.OutputDirectory, modelFile);
-            WriteAtomic(spec.OutputDirectory, SuspectedSamplesFile, SuspectedCsv(result, train, flags));
-            total.Stop();
-            var metrics = new Dictionary<string, object?>
-            {
-                ["runId"] = spec.RunId,
-                ["defense"] = defense.Name,
-                ["kind"] = "training-time",
-                ["architecture"] = architecture,
-                ["seed"] = spec.Seed,
-                ["targetLabel"] = spec.TargetLabel,
-                ["trainSamples"] = train.Count,
-                ["before"] = result.Undefended,
-                ["beforeMeaning"] = "the same architecture trained on the whole poisoned training set with the defense's recipe, no defense",
-                ["after"] = result.After,
-                ["der"] = result.Der,
-                ["detection"] = result.Detection is { } det ? new Dictionary<string, object>
-                {
-                    ["precision"] = det.Precision, ["recall"] = det.Recall, ["f1"] = det.F1,
-                    ["suspected"] = det.Suspected, ["poisoned"] = det.Poisoned, ["truePositives"] = det.TruePositives,
-                } : null,
-                ["suspected"] = result.Suspected.Count,
-                ["suspicion"] = result.SuspicionMeaning,
-                ["chosen"] = result.Chosen,
-                ["resolvedParameters"] = result.Parameters,
-                ["findings"] = result.Findings,
-                ["device"] = device,
-                ["modelFile"] = modelFile,
-                ["suspectedFile"] = SuspectedSamplesFile,
-                ["timings"] = new Dictionary<string, double?>
-                {
-                    ["loadSeconds"] = load.Elapsed.TotalSeconds,
-                    ["defenseSeconds"] = result.WallTime.TotalSeconds,
-                    ["undefendedSeconds"] = result.UndefendedWallTime?.TotalSeconds,
-                    ["runSeconds"] = runWatch.Elapsed.TotalSeconds,
-                    ["wallSeconds"] = total.Elapsed.TotalSeconds,
-                },
-            };
-            WriteRunFiles(spec, log, metrics, result.Trajectory);
-            var findings = new Dictionary<string, object>(result.Findings) { ["suspected"] = result.Suspected.Count };
-            log.Emit(new CompletedEvent(result.Undefended, result.After, result.Der, result.Chosen, result.Parameters, findings,
-                total.Elapsed.TotalSeconds, device, modelFile, SuspectedSamplesFile, result.Suspected.Count, result.Detection));
-            return ExitSucceeded;
-        }
-        finally
-        {
-            foreach (var d in disposables)
-            {
-                d.Dispose();
-            }
-        }
-    }
-
-    private static bool[]? ReadPoisonFlags(RunDatasetInput file, DatasetReadOptions options, int imageCount)
-    {
-        try
-        {
-            return NumpyReader.ReadPoisonFlags(File.ReadAllBytes(file.Path), file.FileName, options, imageCount);
-        }
-        catch (DatasetFileException e)
-        {
-            throw new DatasetFileException($"poisoned training set ({file.FileName}): {e.Message}");
-        }
-    }
-
-    /// <summary>index,label,suspected,suspicion[,extra columns][,poisoned]: one row per training sample, in order.</summary>
-    public static string SuspectedCsv(TrainingDefenseResult result, ImageDataset train, IReadOnlyList<bool>? poisoned)
-    {
-        var labels = train.Labels.data<long>().ToArray();
-        var suspected = result.Suspected.ToHashSet();
-        var columns = result.SampleColumns.ToList();
-        var sb = new StringBuilder("index,label,suspected,suspicion");
-        foreach (var (name, _) in columns) sb.Append(',').Append(name);
-        sb.Append(poisoned is null ? "\n" : ",poisoned\n");
-        for (var i = 0; i < labels.Length; i++)
-        {
-            sb.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(labels[i].ToString(CultureInfo.InvariantCulture)).Append(',')
-                .Append(suspected.Contains(i) ? '1' : '0').Append(',').Append(result.Suspicion[i].ToString("R", CultureInfo.InvariantCulture));
-            foreach (var (_, values) in columns) sb.Append(',').Append(values[i].ToString("R", CultureInfo.InvariantCulture));
-            if (poisoned is not null) sb.Append(',').Append(poisoned[i] ? '1' : '0');
-            sb.Append('\n');
-        }
-
-        return sb.ToString();
     }
 
     private static (ImageDataset? Test, ImageDataset? BackdoorTest) ReadTestSets(RunSpec spec, DatasetReadOptions options, InputSpec input, RunLog log, List<IDisposable> owned)
@@ -415,6 +146,19 @@ public static class RunWorker
     }
 
     private static readonly JsonSerializerOptions ArtifactJson = new(RunEventJson.Options) { WriteIndented = true };
+
+    private static LoadedModel LoadModel(RunSpec spec, string what, InputSpec input, RunLog log)
+    {
+        var declaration = new ModelDeclaration(spec.Model.Architecture, spec.Model.NumClasses, input);
+        var loaded = ModelLoader.Load(spec.Model.Path ?? throw new DefenseInputException($"{what} needs a model file"), declaration);
+        foreach (var warning in loaded.Warnings)
+        {
+            log.Log("model: " + warning);
+        }
+
+        log.Log($"model loaded: {loaded.Format}, {loaded.ParameterCount:N0} parameters");
+        return loaded;
+    }
 
     private static InputSpec CreateInput(RunModelInput model)
     {
@@ -470,10 +214,13 @@ public static class RunWorker
         }
     }
 
-    private static void WriteAtomic(string directory, string fileName, string content)
+    private static void WriteAtomic(string directory, string fileName, string content) =>
+        WriteAtomic(directory, fileName, new UTF8Encoding(false).GetBytes(content));
+
+    private static void WriteAtomic(string directory, string fileName, byte[] content)
     {
         var temp = Path.Combine(directory, $".{fileName}.{Guid.NewGuid():N}.tmp");
-        File.WriteAllText(temp, content, new UTF8Encoding(false));
+        File.WriteAllBytes(temp, content);
         File.Move(temp, Path.Combine(directory, fileName), overwrite: true);
     }
 

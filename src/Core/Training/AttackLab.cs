@@ -48,14 +48,28 @@ public static class AttackLab
     {
         input.EnsureMatches(cleanTrain, "training set");
         using var poisoned = Poisoning.Poison(cleanTrain, attack.Trigger, attack.TargetLabel, attack.PoisonRatio, attack.CleanLabel, seed);
+        return Fit(architecture, numClasses, input, poisoned.Data, poisoned.PoisonedIndices, options, seed, onEpoch, cancellation);
+    }
+
+    /// <summary>The same recipe on the training set as it is, without poison: the clean reference a scan must not flag.</summary>
+    public static BackdooredModel TrainClean(string architecture, int numClasses, InputSpec input, ImageDataset cleanTrain,
+        SgdOptions options, int seed, Action<EpochReport>? onEpoch = null, CancellationToken cancellation = default)
+    {
+        input.EnsureMatches(cleanTrain, "training set");
+        return Fit(architecture, numClasses, input, cleanTrain, [], options, seed, onEpoch, cancellation);
+    }
+
+    private static BackdooredModel Fit(string architecture, int numClasses, InputSpec input, ImageDataset data, IReadOnlyList<int> poisoned,
+        SgdOptions options, int seed, Action<EpochReport>? onEpoch, CancellationToken cancellation)
+    {
         torch.random.manual_seed(seed);
         var model = ModelZoo.CreateClassifier(architecture, numClasses, input);
         try
         {
-            var history = new TrainingLoop { Model = model, Data = poisoned.Data, Options = options, OnEpoch = onEpoch }
+            var history = new TrainingLoop { Model = model, Data = data, Options = options, OnEpoch = onEpoch }
                 .Run(new Random(seed), cancellation);
             model.Module.eval();
-            return new BackdooredModel(model, poisoned.PoisonedIndices, history);
+            return new BackdooredModel(model, poisoned, history);
         }
         catch
         {

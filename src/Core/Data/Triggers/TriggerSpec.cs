@@ -5,14 +5,15 @@ using static TorchSharp.torch;
 namespace WebDefense.Core.Data.Triggers;
 
 /// <summary>
-/// A backdoor trigger, as JSON with a <c>"type"</c> of <c>"patch"</c> (BadNets), <c>"blend"</c> (Blended) or
-/// <c>"sig"</c> (SIG). <see cref="ApplyTo"/> reproduces BackdoorBench's arithmetic on raw uint8 pixels:
+/// A backdoor trigger, as JSON with a <c>"type"</c> of <c>"patch"</c> (BadNets), <c>"blend"</c> (Blended),
+/// <c>"sig"</c> (SIG) or <c>"mask"</c> (a mask and pattern, e.g. a scan's reconstruction). <see cref="ApplyTo"/> reproduces BackdoorBench's arithmetic on raw uint8 pixels:
 /// float math, clip to [0,255], truncate to uint8 (reference-algorithms §3.2–3.4).
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "type", UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization)]
 [JsonDerivedType(typeof(PatchTrigger), "patch")]
 [JsonDerivedType(typeof(BlendTrigger), "blend")]
 [JsonDerivedType(typeof(SigTrigger), "sig")]
+[JsonDerivedType(typeof(MaskTrigger), "mask")]
 public abstract record TriggerSpec
 {
     private const int BatchSize = 1024;
@@ -38,7 +39,7 @@ public abstract record TriggerSpec
         }
         catch (NotSupportedException e)
         {
-            throw new InvalidTriggerException($"invalid trigger description (is \"type\" one of patch, blend, sig?): {e.Message}", e);
+            throw new InvalidTriggerException($"invalid trigger description (is \"type\" one of patch, blend, sig, mask?): {e.Message}", e);
         }
 
         if (spec is null)

@@ -9,7 +9,9 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// Fine-tuning (any loss, any step hooks) that scores the model on the defender's validation slice after every
 /// epoch, records one trajectory point per epoch (x = epoch; epoch 0 is the starting model, shown but not a
 /// candidate) and keeps either the epoch with the highest validation ACC (ties go to the later epoch: more
-/// fine-tuning at equal clean accuracy) or, as the BackdoorBench trainers do, the last epoch.
+/// fine-tuning at equal clean accuracy) or, as the BackdoorBench trainers do, the last epoch. With a validation ASR
+/// and an ASR bound (<see cref="DefenseContext.MaxValidationAsr"/>), the best epoch is the highest-ACC epoch among those
+/// whose validation ASR is at most the bound, or when none is, the epoch with the lowest validation ASR.
 /// </summary>
 public sealed class ValidatedFineTuning
 {
@@ -32,6 +34,7 @@ public sealed class ValidatedFineTuning
     {
         var observer = context.Observer;
         var start = Validation.Score(Model);
+        var asrBound = start.Asr is not null ? context.MaxValidationAsr : null;
         var points = new List<TrajectoryPoint> { Point(0, start, "before fine-tuning") };
         observer.Point(points[0]);
         var scores = new List<ValidationScores>();
@@ -44,11 +47,12 @@ public sealed class ValidatedFineTuning
             BeforeStep = BeforeStep,
             AfterStep = AfterStep,
             // Lower is better; the tiny epoch term makes a tie in ACC go to the later epoch (ACC steps are ≥ 1/|val| ≫ 1e-9).
+            // With an ASR bound, every epoch that meets it (score ≤ 0) beats every epoch that does not (score ≥ 1).
             Validate = () =>
             {
                 var s = Validation.Score(Model);
                 scores.Add(s);
-                return -s.Acc - 1e-9 * scores.Count;
+                return asrBound is { } bound && s.Asr is { } asr && asr > bound ? 1 + asr - 1e-9 * scores.Count : -s.Acc - 1e-9 * scores.Count;
             },
             // The loop restores the best epoch's state when patience is set; an unreachable patience never stops early.
             Patience = KeepBest ? int.MaxValue : null,
@@ -63,9 +67,12 @@ public sealed class ValidatedFineTuning
         };
         var history = loop.Run(context.Random, context.Cancellation);
         var chosen = KeepBest ? history.Last(e => e.Improved).Epoch : history.Count - 1;
-        var rule = KeepBest
-            ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
-            : $"last {Phase} epoch ({history.Count}), as the reference";
+        var rule = !KeepBest ? $"last {Phase} epoch ({history.Count}), as the reference"
+            : asrBound is { } b && scores[chosen].Asr is { } chosenAsr
+                ? chosenAsr <= b
+                    ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%)"
+                    : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}%, lowest validation ASR ({chosenAsr * 100:0.0}%)"
+                : $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)";
         return new Result(points, chosen + 1, scores[chosen], rule, history.Count);
     }
 

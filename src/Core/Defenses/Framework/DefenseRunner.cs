@@ -4,6 +4,7 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Runtime;
+using WebDefense.Core.Scanning;
 using static TorchSharp.torch;
 
 namespace WebDefense.Core.Defenses.Framework;
@@ -31,7 +32,10 @@ public sealed record DefenseRequest
     public Device? Device { get; init; }
 }
 
-/// <summary>The outcome of a run: resolved parameters, metrics before and after, trajectory, choice, findings and the purified model.</summary>
+/// <summary>
+/// The outcome of a run: resolved parameters, metrics before and after, trajectory, choice, findings, the purified model,
+/// what happened to the backdoor (<see cref="Outcome"/>) and, when the run scanned first, the scan.
+/// </summary>
 public sealed record DefenseResult(
     string Defense,
     IReadOnlyDictionary<string, object> Parameters,
@@ -45,6 +49,15 @@ public sealed record DefenseResult(
     TimeSpan WallTime,
     Classifier Purified) : IDisposable
 {
+    public required BackdoorOutcome Outcome { get; init; }
+
+    /// <summary>The scan that ran first (no backdoor samples and the <c>scan</c> parameter on), null otherwise.</summary>
+    public ScanResult? Scan { get; init; }
+
+    /// <summary>The reconstructed trigger's ASR on the scan's held-out clean images, on the model before and after; null without a suspected backdoor.</summary>
+    public double? EstimatedAsrBefore { get; init; }
+    public double? EstimatedAsrAfter { get; init; }
+
     public void Dispose() => Purified.Dispose();
 }
 
@@ -56,9 +69,9 @@ public static class DefenseRunner
     {
         var parameters = DefenseParameters.Resolve(request.Defense.Parameters, request.Parameters);
         var needs = request.Defense.Needs;
-        if (needs.HasFlag(DefenseNeeds.BackdoorSamples) && request.Backdoor is null)
+        if (needs.HasFlag(DefenseNeeds.BackdoorSamples) && request.Backdoor is null && !ScanAssistance.Enabled(parameters))
         {
-            throw new DefenseInputException($"{request.Defense.Title} needs backdoor samples: give a trigger spec or upload triggered images with their true labels.");
+            throw new DefenseInputException($"{request.Defense.Title} needs backdoor samples: give a trigger spec or upload triggered images with their true labels, or leave the scan on to rebuild the trigger from the clean data.");
         }
 
         var input = request.Model.Input;
@@ -93,28 +106,75 @@ public static class DefenseRunner
         var device = request.Device ?? CPU;
         torch.random.manual_seed(request.Seed);
         var before = Measure(request, request.Model, device);
+        var random = new Random(request.Seed);
+        var scanFirst = request.Backdoor is null && ScanAssistance.Enabled(parameters) && request.CleanData.Count > 0;
+        var observer = scanFirst ? new ScanAssistedObserver(request.Observer, BackdoorScanSteps) : request.Observer;
+        ScanResult? scan = null;
+        ImageDataset? stamped = null;
+        ImageDataset? holdout = null;
         var purified = request.Model.Clone();
         try
         {
+            var backdoor = request.Backdoor;
+            var validationTarget = request.TargetLabel;
+            if (scanFirst)
+            {
+                // The scan's own Random, so that the defense's draws stay those of a run with backdoor samples.
+                scan = BackdoorScan.Run(request.Model, request.CleanData, DefenseParameters.Resolve(new BackdoorScan().Parameters), new Random(request.Seed),
+                    request.Observer, request.Cancellation, stepOffset: 0, stepCount: BackdoorScanSteps + request.Defense.Steps.Count);
+                holdout = request.CleanData.Subset(scan.HoldoutRows);
+                if (scan.Trigger is { } reconstructed && scan.TargetLabel is { } suspected)
+                {
+                    stamped = reconstructed.ApplyWithTrueLabels(request.CleanData);
+                    backdoor = new BackdoorSamples(stamped, PairedWithClean: true);
+                    validationTarget = suspected;
+                    request.Observer.Log($"the defense's validation slice gets copies stamped with the reconstructed trigger of label {suspected}: its validation ASR is an estimate");
+                }
+                else if (request.Defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples))
+                {
+                    throw new DefenseInputException($"{request.Defense.Title} needs backdoor samples and the scan found no backdoor to rebuild them from ({scan.Summary}); give a trigger spec or triggered images.");
+                }
+                else
+                {
+                    request.Observer.Log("the scan suspects no label: the defense runs without backdoor samples");
+                }
+            }
+
             var watch = Stopwatch.StartNew();
             var outcome = request.Defense.Run(new DefenseContext
             {
                 Model = purified,
                 CleanData = request.CleanData,
-                Backdoor = request.Backdoor,
-                TargetLabel = request.TargetLabel,
+                Backdoor = backdoor,
+                TargetLabel = validationTarget,
                 Parameters = parameters,
+                MaxValidationAsr = ScanAssistance.SelectionBound(parameters),
                 Seed = request.Seed,
-                Random = new Random(request.Seed),
-                Observer = request.Observer,
+                Random = random,
+                Observer = observer,
                 Cancellation = request.Cancellation,
                 Device = device,
             });
             watch.Stop();
             var after = Measure(request, purified, device);
             var der = before is not null && after is not null ? BackdoorMetrics.Der(before, after) : null;
+            double? estimatedBefore = null, estimatedAfter = null;
+            if (scan?.Trigger is { } trigger && scan.TargetLabel is { } target && holdout is not null)
+            {
+                estimatedBefore = scan.EstimatedAsr;
+                estimatedAfter = BackdoorScan.EstimateAsr(purified, holdout, trigger, target);
+            }
+
+            var changed = !SameWeights(request.Model, purified);
+            var trajectory = stamped is not null ? outcome.Trajectory.Select(ScanAssistedObserver.Estimated).ToList() : outcome.Trajectory;
             return new DefenseResult(request.Defense.Name, parameters.Values, request.Seed, before, after, der,
-                outcome.Trajectory, outcome.Chosen, outcome.Findings, watch.Elapsed, purified);
+                trajectory, outcome.Chosen, outcome.Findings, watch.Elapsed, purified)
+            {
+                Outcome = DecideOutcome(before, after, scan, estimatedBefore, estimatedAfter, changed),
+                Scan = scan,
+                EstimatedAsrBefore = estimatedBefore,
+                EstimatedAsrAfter = estimatedAfter,
+            };
         }
         catch
         {
@@ -123,10 +183,72 @@ public static class DefenseRunner
         }
         finally
         {
+            stamped?.Dispose();
+            holdout?.Dispose();
             GcQuietRegion.Release();
         }
     }
 
+    /// <summary>The steps a scan adds in front of a defense's own.</summary>
+    public const int BackdoorScanSteps = 3;
+
+    /// <summary>Real ASR from the backdoor test set when there is one; otherwise the scan's estimate; otherwise unknown.</summary>
+    private static BackdoorOutcome DecideOutcome(BackdoorMetrics? before, BackdoorMetrics? after, ScanResult? scan, double? estimatedBefore, double? estimatedAfter, bool changed)
+    {
+        if (before?.Asr is not null && after?.Asr is not null)
+        {
+            return BackdoorOutcome.Decide(before.Asr, after.Asr, BackdoorOutcome.Measured, changed);
+        }
+
+        if (estimatedBefore is not null && estimatedAfter is not null)
+        {
+            return BackdoorOutcome.Decide(estimatedBefore, estimatedAfter, BackdoorOutcome.Estimated, changed);
+        }
+
+        var why = scan is null
+            ? "No backdoor test set and no scan: what happened to the backdoor is unknown."
+            : $"The scan found no backdoor ({scan.Summary}), and without a backdoor test set the ASR is not measured.";
+        return BackdoorOutcome.Decide(null, null, BackdoorOutcome.None, changed, why);
+    }
+
+    /// <summary>Whether two models hold exactly the same parameters and buffers.</summary>
+    public static bool SameWeights(Classifier a, Classifier b)
+    {
+        using var scope = NewDisposeScope();
+        var left = a.Module.state_dict();
+        var right = b.Module.state_dict();
+        return left.Count == right.Count && left.All(kv => right.TryGetValue(kv.Key, out var other) && kv.Value.shape.SequenceEqual(other.shape) && kv.Value.eq(other).all().item<bool>());
+    }
+
     private static BackdoorMetrics? Measure(DefenseRequest request, Classifier model, Device device) =>
         request.TestSet is null ? null : Evaluator.Evaluate(model, request.TestSet, request.BackdoorTestSet, request.TargetLabel ?? 0, device: device);
+}
+
+/// <summary>
+/// Passes a defense's events on with its steps numbered after the scan's, and its validation ASR/RA, measured with the
+/// scan's reconstructed trigger, moved to the named values <c>estimated_val_asr</c> / <c>estimated_val_ra</c> (a series of
+/// its own, labelled as an estimate).
+/// </summary>
+internal sealed class ScanAssistedObserver(IDefenseObserver inner, int offset) : IDefenseObserver
+{
+    public const string EstimatedAsr = "estimated_val_asr";
+    public const string EstimatedRa = "estimated_val_ra";
+
+    public void StepStarted(int index, int count, string step) => inner.StepStarted(index + offset, count + offset, step);
+    public void Progress(double fractionOfStep, string message) => inner.Progress(fractionOfStep, message.Replace("val ASR", "est. val ASR", StringComparison.Ordinal));
+    public void Point(TrajectoryPoint point) => inner.Point(Estimated(point));
+    public void Log(string message) => inner.Log(message);
+
+    public static TrajectoryPoint Estimated(TrajectoryPoint point)
+    {
+        if (point.ValAsr is null && point.ValRa is null)
+        {
+            return point;
+        }
+
+        var values = point.Values is null ? new Dictionary<string, double>() : new Dictionary<string, double>(point.Values);
+        if (point.ValAsr is { } asr) values[EstimatedAsr] = asr;
+        if (point.ValRa is { } ra) values[EstimatedRa] = ra;
+        return point with { ValAsr = null, ValRa = null, Values = values };
+    }
 }

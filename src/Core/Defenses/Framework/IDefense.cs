@@ -35,6 +35,13 @@ public sealed class DefenseContext
     public int? TargetLabel { get; init; }
 
     public required DefenseParameters Parameters { get; init; }
+
+    /// <summary>
+    /// The ASR bound of ASR-aware selection (the shared <c>max_val_asr</c> parameter; null: select on ACC alone). Used
+    /// only when the validation slice has triggered images (<see cref="Backdoor"/> and <see cref="TargetLabel"/>).
+    /// </summary>
+    public double? MaxValidationAsr { get; init; }
+
     public int Seed { get; init; }
     public Random Random { get; init; } = new(0);
     public IDefenseObserver Observer { get; init; } = NullDefenseObserver.Instance;
