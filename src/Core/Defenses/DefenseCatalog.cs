@@ -11,6 +11,11 @@ public static class DefenseCatalog
     /// <summary>The training-time defenses: they train a model from an untrusted training set instead of purifying one.</summary>
     public static IReadOnlyList<ITrainingDefense> TrainingTime { get; } = [new AdvrBdDefense()];
 
+    /// <summary>The backdoor scan: a run of its own kind ("scan"), and the first step of post-training runs without backdoor samples.</summary>
+    public static Scanning.BackdoorScan Scan { get; } = new();
+
+    public static bool IsScan(string? name) => string.Equals(name, Scan.Name, StringComparison.OrdinalIgnoreCase);
+
     public static ITrainingDefense? FindTrainingTime(string name) =>
         TrainingTime.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase));
 

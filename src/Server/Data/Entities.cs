@@ -74,6 +74,7 @@ public static class RunKinds
 {
     public const string PostTraining = "post-training";
     public const string TrainingTime = "training-time";
+    public const string Scan = "scan";
 }
 
 public enum RunStatus { Queued, Running, Succeeded, Failed, Cancelled }
@@ -83,7 +84,7 @@ public sealed class RunRecord
     public Guid Id { get; set; } = Guid.NewGuid();
     public Guid TeamId { get; set; }
     public Guid? BatchId { get; set; }
-    /// <summary>post-training (purifies <see cref="ModelId"/>) or training-time (trains <see cref="Architecture"/> on <see cref="PoisonedTrainDatasetId"/>).</summary>
+    /// <summary>post-training (purifies <see cref="ModelId"/>), training-time (trains <see cref="Architecture"/> on <see cref="PoisonedTrainDatasetId"/>) or scan (looks for a backdoor in <see cref="ModelId"/>).</summary>
     public string Kind { get; set; } = RunKinds.PostTraining;
     /// <summary>The suspect model; null for a training-time run.</summary>
     public Guid? ModelId { get; set; }
@@ -121,6 +122,16 @@ public sealed class RunRecord
     public int? TruePositives { get; set; }
     public double? DetectionPrecision { get; set; }
     public double? DetectionRecall { get; set; }
+    /// <summary>Post-training runs: what happened to the backdoor (removed, reduced, still-present, none-found, not-measured), on what basis (measured, estimated, none), in words, and whether the model changed at all.</summary>
+    public string? Outcome { get; set; }
+    public string? OutcomeBasis { get; set; }
+    public string? OutcomeSummary { get; set; }
+    public bool? ModelChanged { get; set; }
+    /// <summary>The scan's reconstructed trigger's ASR on held-out clean images before and after the defense (scan-assisted runs).</summary>
+    public double? EstimatedAsrBefore { get; set; }
+    public double? EstimatedAsrAfter { get; set; }
+    /// <summary>Scan runs, and post-training runs that scanned first: the scan's verdict and per-label numbers (JSON, without the trigger specs).</summary>
+    public string? Scan { get; set; }
     public string? ChosenPoint { get; set; }
     public string? ChosenRule { get; set; }
     /// <summary>The device the run computed on (cpu, cuda:N), as the worker reported it.</summary>

@@ -245,6 +245,13 @@ public sealed class RunJob(
         run.WallSeconds = done.WallSeconds;
         run.Device = done.Device;
         run.SuspectedCount = done.Suspected;
+        if (done.Outcome is { } o)
+        {
+            (run.Outcome, run.OutcomeBasis, run.OutcomeSummary, run.ModelChanged) = (o.Outcome, o.Basis, o.Summary, o.ModelChanged);
+        }
+
+        (run.EstimatedAsrBefore, run.EstimatedAsrAfter) = (done.EstimatedAsrBefore, done.EstimatedAsrAfter);
+        run.Scan = done.Scan is null ? null : JsonSerializer.Serialize(done.Scan, RunSpec.Json);
         if (done.Detection is { } d)
         {
             (run.PoisonedCount, run.TruePositives, run.DetectionPrecision, run.DetectionRecall) = (d.Poisoned, d.TruePositives, d.Precision, d.Recall);
@@ -257,9 +264,18 @@ public sealed class RunJob(
     private async Task StoreArtifactsAsync(RunRecord run, CompletedEvent done, string output)
     {
         var files = new List<(string Kind, string FileName, string Path)>();
-        var modelPath = Path.Combine(output, Path.GetFileName(done.ModelFile));
-        var prefix = run.Kind == RunKinds.TrainingTime ? "trained" : "purified";
-        files.Add(("model", $"{prefix}-{run.Id:N}{ArtifactStore.SafeExtension(done.ModelFile)}", modelPath));
+        if (done.ModelFile is { } modelFile)
+        {
+            var prefix = run.Kind == RunKinds.TrainingTime ? "trained" : "purified";
+            files.Add(("model", $"{prefix}-{run.Id:N}{ArtifactStore.SafeExtension(modelFile)}", Path.Combine(output, Path.GetFileName(modelFile))));
+        }
+
+        foreach (var file in done.ScanFiles ?? [])
+        {
+            // Only the names the scan writes (scan.json, trigger-N-mask|pattern|example.png) become artifacts.
+            var name = Path.GetFileName(file);
+            if (ScanArtifact.IsValid(name)) files.Add((ScanArtifact.Kind(name), name, Path.Combine(output, name)));
+        }
         if (done.SuspectedFile is { } suspected)
         {
             files.Add((SuspectedArtifact, SuspectedArtifact, Path.Combine(output, Path.GetFileName(suspected))));

@@ -5,7 +5,7 @@ namespace WebDefense.Server.Features.Defenses;
 
 public sealed record ParameterResponse(string Name, string Kind, object Default, string Help, double? Min, double? Max, string[]? Choices);
 
-/// <summary>A defense; <see cref="Kind"/> is post-training (purifies an uploaded model) or training-time (trains one from a poisoned training set).</summary>
+/// <summary>A defense; <see cref="Kind"/> is post-training (purifies an uploaded model), training-time (trains one from a poisoned training set) or scan (the backdoor scan).</summary>
 public sealed record DefenseResponse(string Name, string Title, string Description, string Paper, string[] Needs, IReadOnlyList<string> Steps, ParameterResponse[] Parameters, string Kind)
 {
     public static DefenseResponse From(IDefenseDescription d) => new(
@@ -13,9 +13,9 @@ public sealed record DefenseResponse(string Name, string Title, string Descripti
         Enum.GetValues<DefenseNeeds>().Where(n => n != DefenseNeeds.None && d.Needs.HasFlag(n)).Select(n => n.ToString()).ToArray(),
         d.Steps,
         d.Parameters.Select(p => new ParameterResponse(p.Name, p.Kind.ToString().ToLowerInvariant(), p.Default, p.Help, p.Min, p.Max, p.Choices)).ToArray(),
-        d is ITrainingDefense ? "training-time" : "post-training");
+        d is ITrainingDefense ? "training-time" : DefenseCatalog.IsScan(d.Name) ? "scan" : "post-training");
 
-    public static IEnumerable<IDefenseDescription> Every => DefenseCatalog.All.Cast<IDefenseDescription>().Concat(DefenseCatalog.TrainingTime);
+    public static IEnumerable<IDefenseDescription> Every => DefenseCatalog.All.Cast<IDefenseDescription>().Concat(DefenseCatalog.TrainingTime).Append(DefenseCatalog.Scan);
 }
 
 public static class DefensesApi

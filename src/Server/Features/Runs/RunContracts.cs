@@ -37,13 +37,25 @@ public sealed record DetectionResponse(double Precision, double Recall, double F
             : null;
 }
 
+/// <summary>
+/// What a post-training run did to the backdoor: outcome removed | reduced | still-present | none-found | not-measured;
+/// basis measured (backdoor test set) | estimated (the scan's reconstructed trigger on held-out clean images) | none.
+/// </summary>
+public sealed record OutcomeResponse(string Outcome, string Basis, string? Summary, bool? ModelChanged, double? EstimatedAsrBefore, double? EstimatedAsrAfter)
+{
+    public static OutcomeResponse? From(RunRecord r) => r.Outcome is { } o
+        ? new(o, r.OutcomeBasis ?? "none", r.OutcomeSummary, r.ModelChanged, r.EstimatedAsrBefore, r.EstimatedAsrAfter)
+        : null;
+}
+
 public sealed record RunResponse(
     Guid Id, Guid? BatchId, string Status, string Defense, Guid? ModelId, Guid? CleanDatasetId, Guid? TestDatasetId,
     Guid? BackdoorTestDatasetId, Guid? BackdoorSamplesDatasetId, string? Trigger, int? TargetLabel, int Seed,
     double Progress, string? Step, string? Message, MetricsResponse Before, MetricsResponse After, double? Der,
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
     string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
-    string? Worker, int Attempt, string Kind, string? Architecture, int? NumClasses, Guid? PoisonedTrainDatasetId, DetectionResponse? Detection)
+    string? Worker, int Attempt, string Kind, string? Architecture, int? NumClasses, Guid? PoisonedTrainDatasetId, DetectionResponse? Detection,
+    OutcomeResponse? Outcome, JsonElement? Scan)
 {
     public static RunResponse From(RunRecord r) => new(
         r.Id, r.BatchId, r.Status.ToString(), r.Defense, r.ModelId, r.CleanDatasetId, r.TestDatasetId, r.BackdoorTestDatasetId,
@@ -51,7 +63,7 @@ public sealed record RunResponse(
         new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
         Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
         r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, r.Worker, r.Attempt,
-        r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r));
+        r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r), OutcomeResponse.From(r), Parse(r.Scan));
 
     private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

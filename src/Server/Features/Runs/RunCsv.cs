@@ -13,6 +13,7 @@ public static class RunCsv
         "before_acc", "before_asr", "before_ra", "after_acc", "after_asr", "after_ra", "der",
         "chosen_rule", "device", "wall_seconds", "created_at", "finished_at",
         "kind", "architecture", "poisoned_train_dataset_id", "suspected", "detection_precision", "detection_recall",
+        "outcome", "outcome_basis", "model_changed", "estimated_asr_before", "estimated_asr_after",
     ];
 
     public static string Write(IEnumerable<RunRecord> runs, IReadOnlyDictionary<Guid, string> modelNames)
@@ -29,6 +30,7 @@ public static class RunCsv
                 r.ChosenRule, r.Device, N(r.WallSeconds), r.CreatedAt.ToString("O", CultureInfo.InvariantCulture),
                 r.FinishedAt?.ToString("O", CultureInfo.InvariantCulture),
                 r.Kind, r.Architecture, r.PoisonedTrainDatasetId?.ToString(), N(r.SuspectedCount), N(r.DetectionPrecision), N(r.DetectionRecall),
+                r.Outcome, r.OutcomeBasis, r.ModelChanged is { } changed ? (changed ? "true" : "false") : null, N(r.EstimatedAsrBefore), N(r.EstimatedAsrAfter),
             ];
             csv.AppendLine(string.Join(',', row.Select(Quote)));
         }

@@ -5,6 +5,7 @@ using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Models.Zoo;
+using WebDefense.Core.Scanning;
 using WebDefense.Server.Features.Datasets;
 using WebDefense.Server.Data;
 
@@ -29,17 +30,20 @@ public static class RunValidation
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         var trainingTime = DefenseCatalog.FindTrainingTime(request.Defense ?? "");
-        IDefenseDescription? defense = (IDefenseDescription?)DefenseCatalog.Find(request.Defense ?? "") ?? trainingTime;
+        var scan = DefenseCatalog.IsScan(request.Defense);
+        IDefenseDescription? defense = (IDefenseDescription?)DefenseCatalog.Find(request.Defense ?? "") ?? (IDefenseDescription?)trainingTime
+            ?? (scan ? DefenseCatalog.Scan : null);
+        DefenseParameters? resolved = null;
         if (defense is null)
         {
-            var names = DefenseCatalog.All.Select(d => d.Name).Concat(DefenseCatalog.TrainingTime.Select(d => d.Name));
+            var names = DefenseCatalog.All.Select(d => d.Name).Concat(DefenseCatalog.TrainingTime.Select(d => d.Name)).Append(DefenseCatalog.Scan.Name);
             errors["defense"] = [$"unknown defense; available: {string.Join(", ", names)}"];
         }
         else
         {
             try
             {
-                DefenseParameters.Resolve(defense.Parameters, request.Parameters?.ToDictionary(p => p.Key, p => (object)p.Value));
+                resolved = DefenseParameters.Resolve(defense.Parameters, request.Parameters?.ToDictionary(p => p.Key, p => (object)p.Value));
             }
             catch (DefenseParameterException e)
             {
@@ -107,9 +111,16 @@ public static class RunValidation
             }
         }
 
-        if (defense is not null && defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) && triggerJson is null && request.BackdoorSamplesDatasetId is null)
+        if (defense is not null && defense.Needs.HasFlag(DefenseNeeds.BackdoorSamples) && triggerJson is null && request.BackdoorSamplesDatasetId is null
+            && !(resolved is not null && ScanAssistance.Enabled(resolved)))
         {
-            errors["backdoorSamplesDatasetId"] = [$"{defense.Name} needs backdoor samples: give a trigger or a backdoor-samples data set"];
+            errors["backdoorSamplesDatasetId"] = [$"{defense.Name} needs backdoor samples: give a trigger or a backdoor-samples data set, or leave the scan parameter on to rebuild the trigger from the clean data"];
+        }
+
+        if (scan)
+        {
+            if (request.BackdoorSamplesDatasetId is not null) errors["backdoorSamplesDatasetId"] = ["the scan takes no backdoor samples: it rebuilds the trigger from the clean data"];
+            if (target is { NumClasses: < 3 }) errors["modelId"] = ["the scan compares the labels' trigger sizes and needs a model with at least 3 classes"];
         }
 
         if (request.TargetLabel is { } label && target is not null && (label < 0 || label >= target.NumClasses))

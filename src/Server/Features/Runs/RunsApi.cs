@@ -1,3 +1,4 @@
+using WebDefense.Core.Defenses;
 using System.IO.Compression;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
@@ -23,7 +24,7 @@ public static class RunsApi
             .WithSummary("Start a defense run (or one per seed in seeds[], a batch); impossible combinations answer 400 at once.")
             .Produces<StartRunResponse>(StatusCodes.Status202Accepted)
             .ProducesValidationProblem();
-        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, kind (post-training|training-time), modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
+        api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, kind (post-training|training-time|scan), modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
         api.MapGet("/export.csv", ExportAsync).WithSummary("Every run the filters match (same filters and sort as the list, no paging) as CSV.")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
         api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics.");
@@ -39,6 +40,10 @@ public static class RunsApi
             .WithSummary("Metrics as CSV.");
         api.MapGet("/{id:guid}/artifacts/suspected.csv", (Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) => ArtifactAsync(id, RunJob.SuspectedArtifact, http, db, store, ct))
             .WithSummary("Training-time runs: every training sample with its label, whether it is suspected of being poisoned, its suspicion score (and the truth when the data set had it), as CSV.");
+        api.MapGet("/{id:guid}/artifacts/scan/{file}", (Guid id, string file, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct) =>
+                ScanArtifact.IsValid(file) ? ArtifactAsync(id, ScanArtifact.Kind(file), http, db, store, ct)
+                    : Task.FromResult<IResult>(TypedResults.Problem("scan artifacts are scan.json and trigger-N-mask.png, trigger-N-pattern.png, trigger-N-example.png", statusCode: StatusCodes.Status404NotFound)))
+            .WithSummary("Runs that scanned: scan.json (the verdict, per label the mask norm, anomaly index, held-out ASR and the reconstructed trigger as a trigger spec) or a label's trigger image: trigger-N-mask.png, trigger-N-pattern.png, trigger-N-example.png (a held-out clean image stamped with it).");
         api.MapGet("/{id:guid}/artifacts/log", LogAsync).WithSummary("The run's log (text).");
         api.MapGet("/{id:guid}/artifacts.zip", ZipAsync).WithSummary("Every artifact of a finished run in one zip.");
         api.MapPost("/{id:guid}/cancel", CancelAsync).WithSummary("Cancel a queued or running run.");
@@ -62,7 +67,7 @@ public static class RunsApi
             TeamId = team,
             BatchId = batch,
             // A valid request with an architecture is a training-time run (RunValidation refuses one for other defenses).
-            Kind = validated.Architecture is null ? RunKinds.PostTraining : RunKinds.TrainingTime,
+            Kind = DefenseCatalog.IsScan(request.Defense) ? RunKinds.Scan : validated.Architecture is null ? RunKinds.PostTraining : RunKinds.TrainingTime,
             ModelId = request.ModelId,
             Architecture = validated.Architecture,
             NumClasses = validated.NumClasses,
@@ -169,7 +174,7 @@ public static class RunsApi
         if (await FindAsync(id, http, db, ct) is null) return TypedResults.NotFound();
         var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == id && a.Kind == kind, ct);
         if (artifact is null) return TypedResults.Problem("the run has no such artifact (yet)", statusCode: StatusCodes.Status404NotFound);
-        var type = kind switch { "metrics.json" => "application/json", "metrics.csv" or RunJob.SuspectedArtifact => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
+        var type = kind.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : kind switch { "metrics.json" or "scan/scan.json" => "application/json", "metrics.csv" or RunJob.SuspectedArtifact => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
         return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), type, artifact.FileName);
     }
 

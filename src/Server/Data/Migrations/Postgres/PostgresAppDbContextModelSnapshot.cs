@@ -455,6 +455,12 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<string>("Error")
                         .HasColumnType("text");
 
+                    b.Property<double?>("EstimatedAsrAfter")
+                        .HasColumnType("double precision");
+
+                    b.Property<double?>("EstimatedAsrBefore")
+                        .HasColumnType("double precision");
+
                     b.Property<string>("Findings")
                         .HasColumnType("text");
 
@@ -471,11 +477,23 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<string>("Message")
                         .HasColumnType("text");
 
+                    b.Property<bool?>("ModelChanged")
+                        .HasColumnType("boolean");
+
                     b.Property<Guid?>("ModelId")
                         .HasColumnType("uuid");
 
                     b.Property<int?>("NumClasses")
                         .HasColumnType("integer");
+
+                    b.Property<string>("Outcome")
+                        .HasColumnType("text");
+
+                    b.Property<string>("OutcomeBasis")
+                        .HasColumnType("text");
+
+                    b.Property<string>("OutcomeSummary")
+                        .HasColumnType("text");
 
                     b.Property<int?>("PoisonedCount")
                         .HasColumnType("integer");
@@ -491,6 +509,9 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                         .HasColumnType("text");
 
                     b.Property<string>("ResolvedParameters")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Scan")
                         .HasColumnType("text");
 
                     b.Property<int>("Seed")

@@ -442,6 +442,12 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<string>("Error")
                         .HasColumnType("TEXT");
 
+                    b.Property<double?>("EstimatedAsrAfter")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("EstimatedAsrBefore")
+                        .HasColumnType("REAL");
+
                     b.Property<string>("Findings")
                         .HasColumnType("TEXT");
 
@@ -458,11 +464,23 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<string>("Message")
                         .HasColumnType("TEXT");
 
+                    b.Property<bool?>("ModelChanged")
+                        .HasColumnType("INTEGER");
+
                     b.Property<Guid?>("ModelId")
                         .HasColumnType("TEXT");
 
                     b.Property<int?>("NumClasses")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Outcome")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("OutcomeBasis")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("OutcomeSummary")
+                        .HasColumnType("TEXT");
 
                     b.Property<int?>("PoisonedCount")
                         .HasColumnType("INTEGER");
@@ -478,6 +496,9 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<string>("ResolvedParameters")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Scan")
                         .HasColumnType("TEXT");
 
                     b.Property<int>("Seed")
