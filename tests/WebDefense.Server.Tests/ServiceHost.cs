@@ -114,7 +114,8 @@ public static class Api
     {
         modelId = ids.Model,
         defense = "rnp",
-        parameters = new Dictionary<string, object> { ["unlearning_epochs"] = epochs, ["recovering_epochs"] = epochs, ["batch_size"] = 64 },
+        // RNP itself, without the backdoor scan first (ScanTests covers the scan).
+        parameters = new Dictionary<string, object> { ["unlearning_epochs"] = epochs, ["recovering_epochs"] = epochs, ["batch_size"] = 64, ["scan"] = false },
         cleanDatasetId = ids.Clean,
         testDatasetId = ids.Test,
         backdoorTestDatasetId = ids.BackdoorTest,

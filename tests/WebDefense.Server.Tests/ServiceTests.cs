@@ -161,7 +161,7 @@ public sealed class ServiceTests
             return body;
         }
 
-        Assert.Contains("backdoorSamplesDatasetId", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean }));
+        Assert.Contains("backdoorSamplesDatasetId", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean, parameters = new { scan = false } }));
         Assert.Contains("parameters.nope", await Bad(new { modelId = ids.Model, defense = "rnp", cleanDatasetId = ids.Clean, parameters = new { nope = 1 } }));
         Assert.Contains("defense", await Bad(new { modelId = ids.Model, defense = "magic", cleanDatasetId = ids.Clean }));
         Assert.Contains("trigger", await Bad(new { modelId = ids.Model, defense = "grad-prune", cleanDatasetId = ids.Clean, trigger = new { type = "nonsense" } }));
