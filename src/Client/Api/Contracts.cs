@@ -25,6 +25,7 @@ public static class DefenseKinds
 {
     public const string PostTraining = "post-training";
     public const string TrainingTime = "training-time";
+    public const string Scan = "scan";
 
     /// <summary>A kind as the API names it; servers from before training-time defenses send none, and all their defenses purify models.</summary>
     public static string Of(string? kind) => string.IsNullOrEmpty(kind) ? PostTraining : kind;
@@ -78,6 +79,22 @@ public sealed record Metrics(double? Acc, double? Asr, double? Ra);
 public sealed record Detection(double? Precision, double? Recall, double? F1, int? Suspected, int? Poisoned, int? TruePositives);
 
 /// <summary>
+/// What a post-training run did to the backdoor: <see cref="Outcome"/> removed | reduced | still-present | none-found |
+/// not-measured, on <see cref="Basis"/> measured (backdoor test set) | estimated (the scan's reconstructed trigger) | none.
+/// </summary>
+public sealed record BackdoorOutcome(string Outcome, string Basis, string? Summary, bool? ModelChanged, double? EstimatedAsrBefore, double? EstimatedAsrAfter)
+{
+    public bool IsEstimate => Basis == "estimated";
+}
+
+/// <summary>One label of a scan: its reconstructed trigger's size (pixels), anomaly index and ASR on held-out clean images.</summary>
+public sealed record ScanLabel(int Label, double MaskNorm, double AnomalyIndex, bool Flagged, bool ReachedThreshold, double InversionAsr, double? HoldoutAsr, int Epochs);
+
+/// <summary>A backdoor scan's verdict and per-label numbers (the reconstructed triggers are artifacts of the run).</summary>
+public sealed record ScanSummary(bool Suspected, int? TargetLabel, int[] FlaggedLabels, double Median, double Mad, double Threshold, double MaxNormRatio,
+    double? EstimatedAsr, int InversionImages, int HoldoutImages, double Seconds, string Summary, ScanLabel[] Labels);
+
+/// <summary>
 /// A run. Post-training runs have a <see cref="ModelId"/>; training-time runs have none (they train a model of
 /// <see cref="Architecture"/> on <see cref="PoisonedTrainDatasetId"/>), their <see cref="Before"/> is the undefended
 /// model trained with the same recipe and <see cref="Detection"/> scores the suspected samples.
@@ -88,8 +105,12 @@ public sealed record RunInfo(
     double Progress, string? Step, string? Message, Metrics Before, Metrics After, double? Der,
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
     string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
-    string? Kind = null, string? Architecture = null, int? NumClasses = null, Guid? PoisonedTrainDatasetId = null, Detection? Detection = null)
+    string? Kind = null, string? Architecture = null, int? NumClasses = null, Guid? PoisonedTrainDatasetId = null, Detection? Detection = null,
+    BackdoorOutcome? Outcome = null, ScanSummary? Scan = null)
 {
+    /// <summary>A scan run: it looks for a backdoor and produces no model.</summary>
+    public bool IsScan => Kind == DefenseKinds.Scan;
+
     public bool IsFinished => Status is "Succeeded" or "Failed" or "Cancelled";
 
     /// <summary>A training-time run; a run without "kind" (older servers) is one when it names a training set and no model.</summary>

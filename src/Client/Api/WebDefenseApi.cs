@@ -91,6 +91,9 @@ public sealed class WebDefenseApi(HttpClient http)
     public static string ArtifactUrl(Guid runId, string artifact) => $"api/runs/{runId}/artifacts/{artifact}";
 
     /// <summary>URL of every artifact of a run in one zip.</summary>
+    /// <summary>A scan's file: scan.json or trigger-N-mask.png, trigger-N-pattern.png, trigger-N-example.png.</summary>
+    public static string ScanArtifactUrl(Guid runId, string file) => $"api/runs/{runId}/artifacts/scan/{file}";
+
     public static string ArtifactsZipUrl(Guid runId) => $"api/runs/{runId}/artifacts.zip";
 
     /// <summary>URL of the CSV export of every run the query matches (its filters and sort, no paging).</summary>

@@ -5,6 +5,9 @@ namespace WebDefense.Client.Charts;
 /// <summary>Turns a run's trajectory points into chart series: one chart per phase (prune sweep, fine-tuning epochs…).</summary>
 public static class TrajectoryView
 {
+    /// <summary>The series name of the validation ASR estimated with a scan's reconstructed trigger.</summary>
+    public const string EstimatedAsr = "est. ASR (reconstructed trigger)";
+
     public static IReadOnlyList<string> Phases(IReadOnlyList<TrajectoryPoint> points) =>
         points.Select(p => p.Phase).Distinct().ToList();
 
@@ -38,6 +41,8 @@ public static class TrajectoryView
         Add("ACC", ChartPalette.Acc, p => p.ValAcc);
         Add("ASR", ChartPalette.Asr, p => p.ValAsr);
         Add("RA", ChartPalette.Ra, p => p.ValRa, dashed: true);
+        // A run that scanned first: validation ASR measured with the reconstructed trigger, an estimate, drawn as its own series.
+        Add(EstimatedAsr, ChartPalette.Asr, p => p.Value("estimated_val_asr"), dashed: true);
         return series;
     }
 }
