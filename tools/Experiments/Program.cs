@@ -28,6 +28,9 @@ switch (command)
     case "advrbd-scores":
         AdvrBdScoresCommand.Run(options);
         break;
+    case "scan":
+        ScanCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -52,6 +55,10 @@ switch (command)
                               writes the report from the log without running anything)
               advrbd-scores   how well AdvrBD's consistency score separates poisoned samples (AUROC) over a grid
                               (--attack badnets --ratio 0.1 --per-class 500 --warmup 2 --radii 1,3,5 --eps 0.1,0.25,0.5 --steps 5)
+              scan            the backdoor scan on attack-lab Fashion-MNIST models (--attacks badnets,blended,sig,clean
+                              --seed-list 0,1,2 --epochs 4 --train-size 20000 --per-class 50) or on a model file (--model F
+                              --clean F [--test F --backdoor-test F] --target N --name NAME --input 3,32,32); --defenses rnp,ft
+                              adds blind vs scan-assisted purification; resumable log --log; --out writes the report
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;

@@ -1,0 +1,76 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+
+namespace WebDefense.Browser.Tests;
+
+/// <summary>
+/// A run without a trigger on the seeded demo: the server scans first, and the run page shows the verdict, the
+/// anomaly chart, every label's reconstructed trigger images and the estimated outcome beside the status.
+/// </summary>
+public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) : IClassFixture<ServerProcess>, IClassFixture<BrowserSession>
+{
+    private static readonly string Screenshots = Path.Combine(ServerProcess.RepositoryRoot, "docs", "screenshots");
+
+    [Fact]
+    public async Task A_run_without_a_trigger_shows_the_scan_and_its_estimated_outcome()
+    {
+        using var api = server.ApiClient();
+        var model = JsonDocument.Parse(await api.GetStringAsync("/api/models")).RootElement[0].GetProperty("id").GetGuid();
+        var datasets = JsonDocument.Parse(await api.GetStringAsync("/api/datasets")).RootElement.EnumerateArray().ToList();
+        Guid Of(string kind) => datasets.First(d => d.GetProperty("kind").GetString() == kind).GetProperty("id").GetGuid();
+        // No trigger, no triggered images, no backdoor test set: the scan's estimate is all there is.
+        var start = await api.PostAsJsonAsync("/api/runs", new
+        {
+            modelId = model, defense = "ft", cleanDatasetId = Of("clean"), testDatasetId = Of("test"), seed = 1,
+            parameters = new Dictionary<string, object> { ["epochs"] = 2 },
+        });
+        Assert.True(start.IsSuccessStatusCode, await start.Content.ReadAsStringAsync());
+        var runId = JsonDocument.Parse(await start.Content.ReadAsStringAsync()).RootElement.GetProperty("runIds")[0].GetGuid();
+        var deadline = DateTime.UtcNow.AddMinutes(10);
+        JsonElement run;
+        do
+        {
+            await Task.Delay(1000);
+            run = JsonDocument.Parse(await api.GetStringAsync($"/api/runs/{runId}")).RootElement.Clone();
+        }
+        while (run.GetProperty("status").GetString() is "Queued" or "Running" && DateTime.UtcNow < deadline);
+        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.ToString());
+
+        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
+        });
+        context.SetDefaultTimeout(30_000);
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        await page.GotoAsync("login");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await page.GotoAsync($"runs/{runId}");
+
+        var outcome = page.Locator("[data-testid=outcome]");
+        await Assertions.Expect(outcome).ToHaveAttributeAsync("data-basis", "estimated");
+        await Assertions.Expect(outcome).ToContainTextAsync("(estimated)");
+        await Assertions.Expect(page.Locator("[data-testid=outcome-summary]")).ToContainTextAsync("reconstructed trigger");
+        await Assertions.Expect(page.Locator("[data-testid=scan-verdict]")).ToContainTextAsync("Backdoor suspected towards label 0");
+        await Assertions.Expect(page.Locator("[data-testid=anomaly-chart] rect")).ToHaveCountAsync(10);
+        await Assertions.Expect(page.Locator("[data-testid=scan-labels] tbody tr")).ToHaveCountAsync(10);
+        foreach (var what in new[] { "mask", "pattern", "example" })
+        {
+            // The images load (from the run's scan artifacts, with the session's cookie) at the model's 28×28.
+            var image = page.Locator($"[data-testid=trigger-0-{what}]");
+            await page.WaitForFunctionAsync("img => img.complete && img.naturalWidth > 0", await image.ElementHandleAsync());
+            Assert.Equal(28, await image.EvaluateAsync<int>("img => img.naturalWidth"));
+        }
+
+        await Assertions.Expect(page.Locator("[data-testid=download-scan]")).ToBeVisibleAsync();
+        Directory.CreateDirectory(Screenshots);
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, "scan-assisted-run.png"), FullPage = true });
+        Assert.Empty(errors);
+    }
+}
