@@ -79,10 +79,10 @@ public sealed class ScanTests
         Assert.Equal("image/png", (await client.GetAsync($"/api/runs/{runId}/artifacts/scan/trigger-0-example.png")).Content.Headers.ContentType?.MediaType);
 
         var csv = (await client.GetStringAsync("/api/runs/export.csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        var header = csv[0].Split(',');
+        // The outcome columns come last and never need quoting (the chosen rule before them does).
+        Assert.EndsWith(",outcome,outcome_basis,model_changed,estimated_asr_before,estimated_asr_after", csv[0]);
         var row = csv[1].Split(',');
-        Assert.Equal(outcome.GetProperty("outcome").GetString(), row[Array.IndexOf(header, "outcome")]);
-        Assert.Equal("estimated", row[Array.IndexOf(header, "outcome_basis")]);
+        Assert.Equal([outcome.GetProperty("outcome").GetString()!, "estimated", "true"], row[^5..^2]);
 
         // Grad-Prune is accepted without backdoor samples while the scan is on, and refused with it off.
         var off = await client.PostAsJsonAsync("/api/runs", new

@@ -82,9 +82,12 @@ internal static class ScanCommand
                     "blended" => AttackSpec.Blended,
                     "sig" => AttackSpec.Sig(0.1),
                     "clean" => null,
+                    "demo" => AttackSpec.BadNets,
                     _ => throw new ArgumentException($"unknown attack {attackName}"),
                 };
-                var path = Path.Combine(cache, $"{name}-s{seed}.pt");
+                // "demo": the demo model of demo/ (BadNets, 8 epochs on all 60,000 images), one model, the seed picks the clean data.
+                if (attackName == "demo") name = "demo-fmnist-smallcnn-badnets";
+                var path = attackName == "demo" ? "demo/fmnist-smallcnn-badnets.pt" : Path.Combine(cache, $"{name}-s{seed}.pt");
                 Directory.CreateDirectory(cache);
                 if (!File.Exists(path))
                 {

@@ -37,7 +37,8 @@ public sealed record SgdOptions
     public double WeightDecay { get; init; } = 5e-4;
     public int BatchSize { get; init; } = 128;
     public int Epochs { get; init; } = 10;
-    public bool DropLast { get; init; } = true;
+    /// <summary>Drop the last, smaller batch of an epoch; false by default, as PyTorch's DataLoader.</summary>
+    public bool DropLast { get; init; }
     public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Constant;
     public Augmentation Augment { get; init; } = Augmentation.None;
 }

@@ -34,7 +34,10 @@ public sealed class TrainingLoop
     /// <summary>Parameters to optimise; default: every parameter of the model that requires grad.</summary>
     public IEnumerable<Parameter>? Parameters { get; init; }
 
-    /// <summary>Gradient ascent instead of descent (unlearning).</summary>
+    /// <summary>
+    /// Gradient ascent instead of descent (unlearning), done as descent on the negated loss: TorchSharp 0.107's
+    /// <c>SGD(maximize: true)</c> adds the weight decay before flipping the sign, so weights grow (PyTorch shrinks them).
+    /// </summary>
     public bool Maximize { get; init; }
 
     /// <summary>Runs after every optimizer step, under no_grad (masks, clipping).</summary>
@@ -63,7 +66,7 @@ public sealed class TrainingLoop
     public IReadOnlyList<EpochReport> Run(Random random, CancellationToken cancellation = default)
     {
         var parameters = (Parameters ?? Model.Module.parameters().Where(p => p.requires_grad)).ToList();
-        using var optimizer = optim.SGD(parameters, Options.LearningRate, Options.Momentum, 0, Options.WeightDecay, false, Maximize);
+        using var optimizer = optim.SGD(parameters, Options.LearningRate, Options.Momentum, 0, Options.WeightDecay, false, maximize: false);
         var loss = Loss ?? CrossEntropy;
         var history = new List<EpochReport>();
         StateDict? best = null;
@@ -135,7 +138,7 @@ public sealed class TrainingLoop
             var batch = new TrainingBatch(Model.Input.Normalize(pixels), Data.Labels.index_select(0, index), rows);
             optimizer.zero_grad();
             var (value, logits) = loss(Model, batch);
-            value.backward();
+            (Maximize ? value.neg() : value).backward();
             if (BeforeStep is not null)
             {
                 using var noGrad = no_grad();
