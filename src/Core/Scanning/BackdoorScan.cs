@@ -14,8 +14,9 @@ public sealed record LabelScan(int Label, double MaskNorm, double AnomalyIndex, 
 
 /// <summary>
 /// What a scan concluded from the model and clean data alone: whether a backdoor is suspected (some label's anomaly index
-/// above <see cref="Threshold"/>), towards which label(s), and the reconstructed trigger's ASR on held-out clean images
-/// (<see cref="EstimatedAsr"/>, images the inversion never saw).
+/// above <see cref="Threshold"/> and a mask at most a share of the <see cref="Median"/> mask, in pixels), towards which
+/// label(s), and the reconstructed trigger's ASR on held-out clean images (<see cref="EstimatedAsr"/>, images the
+/// inversion never saw). <see cref="Mad"/> is in the anomaly index's units (log or linear).
 /// </summary>
 public sealed record ScanResult(bool Suspected, int? TargetLabel, IReadOnlyList<int> FlaggedLabels, double Median, double Mad, double Threshold,
     double? EstimatedAsr, IReadOnlyList<LabelScan> Labels, int InversionImages, int HoldoutImages, double Seconds)
@@ -40,7 +41,8 @@ public sealed record ScanResult(bool Suspected, int? TargetLabel, IReadOnlyList<
 /// The backdoor scan: Neural Cleanse (Wang et al., IEEE S&amp;P 2019) on the defender's clean data. Per label, invert the
 /// smallest trigger that sends clean images of the other labels to it (<see cref="TriggerInversion"/>); flag labels whose
 /// mask norm is a low outlier by the MAD anomaly index (<see cref="AnomalyIndex"/>); measure each reconstructed trigger's
-/// ASR on held-out clean images. A label is flagged when its anomaly index exceeds the threshold AND its mask is at most
+/// ASR on held-out clean images. The anomaly index is taken of the norms' logarithms by default (the authors': of the
+/// norms). A label is flagged when its anomaly index exceeds the threshold AND its mask is at most
 /// <c>max_norm_ratio</c> of the median (our addition against easy-to-reach labels of clean models). Choices and
 /// constants: docs/defenses/scan.md.
 /// </summary>
@@ -62,6 +64,7 @@ public sealed class BackdoorScan : IDefenseDescription
         ParameterSpec.Number("learning_rate", 0.1, 1e-4, 10.0, "Adam learning rate of the mask and pattern (β 0.5, 0.9)."),
         ParameterSpec.Number("init_cost", 1e-3, 0.0, 1.0, "Initial weight λ of the mask's L1 norm; raised while the trigger succeeds, lowered while it fails."),
         ParameterSpec.Number("attack_success", 0.99, 0.5, 1.0, "Share of images that must go to the label for a trigger to count."),
+        ParameterSpec.Choice("anomaly_scale", "log", ["log", "linear"], "log: the anomaly index of the logarithms of the mask norms (a trigger 20× smaller than the others stands out however much the others vary); linear: of the norms themselves, as the authors."),
         ParameterSpec.Number("anomaly_threshold", AnomalyIndex.DefaultThreshold, 0.5, 10.0, "A label whose anomaly index exceeds this is flagged (the authors': 2, about 95% confidence for normal data)."),
         ParameterSpec.Number("max_norm_ratio", 0.25, 0.01, 1.0, "A flagged label's mask must also be at most this share of the median mask (1 = the anomaly index alone, as the authors). Guards against labels that are merely easy to reach."),
         ParameterSpec.Number("holdout_fraction", 0.2, 0.05, 0.5, "Share of the clean data kept out of the inversion to measure the reconstructed triggers' ASR."),
@@ -113,10 +116,9 @@ public sealed class BackdoorScan : IDefenseDescription
         }
 
         observer.StepStarted(stepOffset + 1, stepCount, "anomaly index");
-        var anomaly = AnomalyIndex.Compute(inverted.Select(t => t.MaskNorm).ToList());
-        var flagged = inverted.Where((t, i) => t.ReachedThreshold && anomaly.Indices[i] > threshold && t.MaskNorm <= maxRatio * anomaly.Median)
-            .OrderByDescending(t => anomaly.Indices[t.Label]).Select(t => t.Label).ToList();
-        observer.Log($"mask norms: median {anomaly.Median:0.##} px, MAD {anomaly.Mad:0.##}; anomaly indices " +
+        var (anomaly, medianNorm, flagged) = Flag(inverted.Select(t => t.MaskNorm).ToList(), inverted.Select(t => t.ReachedThreshold).ToList(),
+            p.Choice("anomaly_scale") == "log", threshold, maxRatio);
+        observer.Log($"mask norms: median {medianNorm:0.##} px; MAD {anomaly.Mad:0.###} ({p.Choice("anomaly_scale")} scale); anomaly indices " +
                      string.Join(", ", anomaly.Indices.Select((a, i) => $"{i}: {a:0.00}")));
 
         observer.StepStarted(stepOffset + 2, stepCount, "estimate ASR");
@@ -128,7 +130,7 @@ public sealed class BackdoorScan : IDefenseDescription
         }
 
         int? target = flagged.Count > 0 ? flagged[0] : null;
-        var result2 = new ScanResult(target is not null, target, flagged, anomaly.Median, anomaly.Mad, threshold,
+        var result2 = new ScanResult(target is not null, target, flagged, medianNorm, anomaly.Mad, threshold,
             target is { } tl ? rows[tl].HoldoutAsr : null, rows, inversion.Count, holdout.Count, watch.Elapsed.TotalSeconds)
         {
             HoldoutRows = holdoutRows,
@@ -136,6 +138,21 @@ public sealed class BackdoorScan : IDefenseDescription
         };
         observer.Log("scan: " + result2.Summary);
         return result2;
+    }
+
+    /// <summary>
+    /// The flag rule on the labels' mask norms (pixels, in label order): the anomaly index (of the logarithms when
+    /// <paramref name="logScale"/>), and the labels whose inversion succeeded, whose index exceeds
+    /// <paramref name="threshold"/> and whose mask is at most <paramref name="maxRatio"/> of the median mask, most anomalous first.
+    /// </summary>
+    public static (AnomalyIndex.Result Anomaly, double MedianNorm, IReadOnlyList<int> Flagged) Flag(IReadOnlyList<double> norms, IReadOnlyList<bool> reached,
+        bool logScale, double threshold, double maxRatio)
+    {
+        var anomaly = AnomalyIndex.Compute(logScale ? norms.Select(n => Math.Log(Math.Max(n, 1e-6))).ToList() : norms);
+        var median = AnomalyIndex.Median(norms);
+        var flagged = Enumerable.Range(0, norms.Count).Where(i => reached[i] && anomaly.Indices[i] > threshold && norms[i] <= maxRatio * median)
+            .OrderByDescending(i => anomaly.Indices[i]).ToList();
+        return (anomaly, median, flagged);
     }
 
     /// <summary>

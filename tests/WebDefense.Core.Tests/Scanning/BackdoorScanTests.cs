@@ -148,3 +148,34 @@ public class BackdoorScanIntegrationTests(BackdooredFashionMnist data, ITestOutp
         Assert.Null(scan.Trigger);
     }
 }
+
+public class FlagRuleTests
+{
+    private static readonly bool[] AllReached = Enumerable.Repeat(true, 10).ToArray();
+
+    [Fact]
+    public void The_demo_target_is_an_outlier_on_the_log_scale_where_the_linear_index_misses_it()
+    {
+        // Mask norms (px) the service's scan of the demo model found on its 500 seeded clean images (seed 1).
+        double[] demo = [2.00, 69.52, 52.07, 70.72, 50.74, 52.29, 32.27, 73.49, 21.02, 59.55];
+        var linear = BackdoorScan.Flag(demo, AllReached, logScale: false, threshold: 2, maxRatio: 1);
+        Assert.Equal(1.89, linear.Anomaly.Indices[0], 2);
+        Assert.Empty(linear.Flagged);
+        var log = BackdoorScan.Flag(demo, AllReached, logScale: true, threshold: 2, maxRatio: 0.25);
+        Assert.True(log.Anomaly.Indices[0] > 7, $"log-scale index {log.Anomaly.Indices[0]:0.00}");
+        // Label 8 (bag) is an outlier on the log scale too (index 2.07) but its mask is 40% of the median: not flagged.
+        Assert.True(log.Anomaly.Indices[8] > 2);
+        Assert.Equal([0], log.Flagged);
+        Assert.Equal(52.18, log.MedianNorm, 2);
+    }
+
+    [Fact]
+    public void A_label_that_never_reached_the_success_threshold_is_never_flagged()
+    {
+        double[] norms = [2.0, 60, 55, 70, 50, 52, 65, 73, 58, 59];
+        var reached = AllReached.ToArray();
+        reached[0] = false;
+        Assert.Empty(BackdoorScan.Flag(norms, reached, logScale: true, threshold: 2, maxRatio: 0.25).Flagged);
+        Assert.Equal([0], BackdoorScan.Flag(norms, AllReached, logScale: true, threshold: 2, maxRatio: 0.25).Flagged);
+    }
+}
