@@ -144,7 +144,8 @@ internal static class ScanCommand
         {
             foreach (var (mode, scanOn) in new[] { ("blind", false), ("scan-assisted", true) })
             {
-                if (has(kind, name, defense, mode, seed)) continue;
+                // Without backdoor samples and without the scan, a defense that needs them (Grad-Prune) cannot run at all.
+                if (has(kind, name, defense, mode, seed) || (!scanOn && DefenseCatalog.Get(defense).Needs.HasFlag(DefenseNeeds.BackdoorSamples))) continue;
                 using var result = DefenseRunner.Run(new DefenseRequest
                 {
                     Defense = DefenseCatalog.Get(defense), Model = model, CleanData = clean, TargetLabel = target, Seed = seed,
