@@ -110,4 +110,19 @@ public sealed class BringYourOwnModelTests
         Assert.Equal(JsonValueKind.Null, m.GetProperty("checkpoint").ValueKind);
         Assert.Contains("10 classes from the output of a probe forward pass", m.GetProperty("inferred").EnumerateArray().Select(x => x.GetString()));
     }
+
+    [Fact]
+    public async Task Cifar10_tarball_of_class_folders_uploads_as_it_is_with_the_folder_of_each_label()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var tarball = Path.Combine(Above(Path.Combine("shared", "data", "cifar10-jpeg")), "cifar10-jpeg-test.tar.gz");
+        var response = await Api.UploadDatasetAsync(host.Client(), await File.ReadAllBytesAsync(tarball), "cifar10-jpeg-test.tar.gz", "test");
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
+        var d = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(10_000, d.GetProperty("count").GetInt32());
+        Assert.Equal([3, 32, 32], d.GetProperty("shape").EnumerateArray().Select(x => x.GetInt32()));
+        Assert.Equal(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+            d.GetProperty("classNames").EnumerateArray().Select(x => x.GetString()));
+    }
 }
