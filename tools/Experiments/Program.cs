@@ -28,6 +28,9 @@ switch (command)
     case "advrbd-scores":
         AdvrBdScoresCommand.Run(options);
         break;
+    case "byom":
+        BringYourOwnCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -52,6 +55,9 @@ switch (command)
                               writes the report from the log without running anything)
               advrbd-scores   how well AdvrBD's consistency score separates poisoned samples (AUROC) over a grid
                               (--attack badnets --ratio 0.1 --per-class 500 --warmup 2 --radii 1,3,5 --eps 0.1,0.25,0.5 --steps 5)
+              byom            every checkpoint in ../shared/data/models loaded with nothing declared (format, unwrapped,
+                              architecture found, or the message), then ACC/ASR by our evaluator next to PyTorch's from
+                              tools/fixtures/byom_reference.py (--models DIR --reference artifacts/byom --out FILE.md)
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;
