@@ -63,7 +63,7 @@ public sealed class BringYourOwnModelTests
     public async Task Unknown_layout_gets_the_nearest_entry_and_the_torchscript_snippet()
     {
         using var host = new ServiceHost(ServiceHost.NewDataDirectory());
-        var response = await UploadFileOnly(host.Client(), await File.ReadAllBytesAsync(SharedModel("badnet-cifar10-sashankneupane/badnet_poisoned.pth")), "badnet_poisoned.pth");
+        var response = await UploadFileOnly(host.Client(), await File.ReadAllBytesAsync(SharedModel("badnets-pytorch-verazuo/badnet-CIFAR10.pth")), "badnet-CIFAR10.pth");
         var body = await response.Content.ReadAsStringAsync();
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         var detail = JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString()!;

@@ -69,6 +69,7 @@ public sealed class BringYourOwnModelTests
     [InlineData("wrn28_10", 36_479_194)]
     [InlineData("wrn16_1", 175_066)]
     [InlineData("smallvgg", 308_394)]
+    [InlineData("lenet5", 121_182)]
     public void New_zoo_entries_have_the_reference_parameter_counts(string arch, long count)
     {
         using var model = ModelZoo.Create(arch, 10, 3);
@@ -79,7 +80,7 @@ public sealed class BringYourOwnModelTests
     public void A_layout_no_zoo_entry_has_names_the_nearest_and_shows_the_torchscript_road()
     {
         var e = Assert.Throws<ModelFileException>(() =>
-            ModelLoader.Load(SharedModel("badnet-cifar10-sashankneupane/badnet_poisoned.pth"), new PartialDeclaration()));
+            ModelLoader.Load(SharedModel("badnets-pytorch-verazuo/badnet-CIFAR10.pth"), new PartialDeclaration()));
         Assert.Contains("fit no zoo architecture", e.Message);
         Assert.Contains("The nearest is '", e.Message);
         Assert.Contains("key(s) the file lacks", e.Message);

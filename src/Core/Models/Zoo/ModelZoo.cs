@@ -37,6 +37,7 @@ public static class ModelZoo
         new("wrn40_1", "Wide-ResNet-40-1 (NAD/ABL layout), 0.57M params", 32),
         new("wrn40_2", "Wide-ResNet-40-2 (NAD/ABL layout), 2.2M params", 32),
         new("smallvgg", "I-BAU's small VGG (3×2 conv-BN-ELU, 32/64/128, dropout, Linear 2048), 0.31M params", 32),
+        new("lenet5", "LeNet-5 as BadNets re-implementations publish it (2 conv5×5 16/32 + avg pool, Linear 800-120-84), 0.12M params", 32),
     ];
 
     /// <summary>A zoo model with fresh weights, wrapped as a <see cref="Classifier"/> that can copy itself.</summary>
@@ -66,6 +67,7 @@ public static class ModelZoo
             "mobilenet_v2" => new MobileNetV2(numClasses, inChannels),
             "smallcnn" => new SmallCnn(numClasses, inChannels),
             "smallvgg" => new SmallVgg(numClasses, inChannels),
+            "lenet5" => new LeNet5(numClasses, inChannels),
             var n when n.StartsWith("resnet", StringComparison.Ordinal) && int.TryParse(n.AsSpan(6), out var depth) && Contains(n) => new CifarResNet(depth, numClasses, inChannels),
             var n when n.StartsWith("wrn", StringComparison.Ordinal) && Contains(n) && n[3..].Split('_') is [var d, var k] =>
                 new WideResNet(int.Parse(d, System.Globalization.CultureInfo.InvariantCulture), int.Parse(k, System.Globalization.CultureInfo.InvariantCulture), numClasses, inChannels),
