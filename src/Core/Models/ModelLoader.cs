@@ -262,16 +262,19 @@ public static class ModelLoader
 
     private static Classifier LoadStateDict(StateDict state, ModelFileFormat format, PartialDeclaration declaration, List<string> warnings, List<string> inferred)
     {
-        var match = ArchitectureMatcher.Match(state);
+        // A declared architecture is checked alone (the worker reloads every run's model this way); the whole zoo is
+        // matched only when nothing is declared or the declaration does not fit, for the message.
+        var declaredName = ModelZoo.NameOf(declaration.Architecture);
+        var fit = declaredName is null ? null : ArchitectureMatcher.Fit(state, declaredName);
+        var match = fit is null ? ArchitectureMatcher.Match(state) : new ZooMatchResult(fit, [fit], null, []);
         string arch;
         int classes, channels;
         if (declaration.Architecture is { } declared)
         {
-            arch = ModelZoo.NameOf(declared) ?? throw new ModelFileException(
+            arch = declaredName ?? throw new ModelFileException(
                 $"unknown architecture '{declared}'; the zoo has {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}" +
                 (match.Match is { } m ? $", and the file fits '{m.Name}' (leave architecture out to use it)" : "") +
                 $"; {ArchitectureMatcher.TorchScriptHint}");
-            var fit = match.Fits.FirstOrDefault(f => f.Name == arch);
             classes = declaration.NumClasses ?? fit?.NumClasses ?? HeadRows(state) ?? 10;
             channels = declaration.InputShape?[0] ?? fit?.InChannels ?? StemColumns(state) ?? 3;
         }

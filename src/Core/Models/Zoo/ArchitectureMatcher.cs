@@ -30,13 +30,19 @@ public static class ArchitectureMatcher
         "weights loaded, model.eval(); torch.jit.script(model).save('model.ts.pt') (or, if scripting fails, " +
         "torch.jit.trace(model, torch.rand(1, 3, 32, 32)).save('model.ts.pt') with an example input of your image size)";
 
-    public static ZooMatchResult Match(StateDict state)
+    /// <summary>Matches against every zoo entry (the first call builds each entry once to learn its keys).</summary>
+    public static ZooMatchResult Match(StateDict state) => Match(state, ModelZoo.Names.Select(n => n.Name));
+
+    /// <summary>The match against one entry only, or null when it does not fit (cheap: builds only that entry).</summary>
+    public static ArchitectureMatch? Fit(StateDict state, string name) => Match(state, [name]).Match;
+
+    private static ZooMatchResult Match(StateDict state, IEnumerable<string> names)
     {
         ArgumentNullException.ThrowIfNull(state);
         var fileKeys = state.Keys.Where(Counted).ToHashSet(StringComparer.Ordinal);
         var fits = new List<ArchitectureMatch>();
         (string Name, double Score, IReadOnlyList<string> Differences)? nearest = null;
-        foreach (var info in ModelZoo.Names)
+        foreach (var info in ModelZoo.Names.Where(n => names.Contains(n.Name)))
         {
             var canonical = Signature(info.Name, 10, 3);
             var keys = canonical.Keys.Where(Counted).ToHashSet(StringComparer.Ordinal);
