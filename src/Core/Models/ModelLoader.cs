@@ -73,6 +73,11 @@ public static class ModelLoader
     /// </summary>
     public static LoadedModel Load(string path, PartialDeclaration declaration, ModelReadLimits? limits = null)
     {
+        if (declaration.InputShape is { Length: not 3 } || declaration.InputShape?.Any(d => d < 1) == true || declaration.NumClasses < 1)
+        {
+            throw new ModelFileException("the input shape needs three positive numbers C,H,W and the class count must be at least 1");
+        }
+
         ModelFileFormat format;
         using (var probe = File.OpenRead(path))
         {
@@ -90,7 +95,7 @@ public static class ModelLoader
         else
         {
             using var state = ReadState(path, format, limits, out contents);
-            classifier = LoadStateDict(state, format, declaration, warnings, inferred);
+            classifier = LoadStateDict(state, declaration, warnings, inferred);
         }
 
         try
@@ -260,7 +265,7 @@ public static class ModelLoader
         _ => throw new ModelFileException($"{what} has {values.Length} values but the model has {channels} input channel(s); give one per channel or one for all"),
     };
 
-    private static Classifier LoadStateDict(StateDict state, ModelFileFormat format, PartialDeclaration declaration, List<string> warnings, List<string> inferred)
+    private static Classifier LoadStateDict(StateDict state, PartialDeclaration declaration, List<string> warnings, List<string> inferred)
     {
         // A declared architecture is checked alone (the worker reloads every run's model this way); the whole zoo is
         // matched only when nothing is declared or the declaration does not fit, for the message.
