@@ -31,6 +31,9 @@ switch (command)
     case "scan":
         ScanCommand.Run(options);
         break;
+    case "byom":
+        BringYourOwnCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -59,6 +62,9 @@ switch (command)
                               --seed-list 0,1,2 --epochs 4 --train-size 20000 --per-class 50) or on a model file (--model F
                               --clean F [--test F --backdoor-test F] --target N --name NAME --input 3,32,32); --defenses rnp,ft
                               adds blind vs scan-assisted purification; resumable log --log; --out writes the report
+              byom            every checkpoint in ../shared/data/models loaded with nothing declared (format, unwrapped,
+                              architecture found, or the message), then ACC/ASR by our evaluator next to PyTorch's from
+                              tools/fixtures/byom_reference.py (--models DIR --reference artifacts/byom --out FILE.md)
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;

@@ -7,6 +7,7 @@ namespace WebDefense.Core.Data;
 /// <item>zip of <c>*.bin</c> files → <see cref="Cifar10BinaryReader"/>.</item>
 /// <item>zip of exactly two IDX files (images 0x803 and labels 0x801, optionally gzipped) → <see cref="IdxReader"/>.</item>
 /// <item>any other zip → <see cref="ImageFolderZipReader"/> (class folders of PNG/JPEG).</item>
+/// <item>a tar archive, or a gzipped one (<c>.tar</c>, <c>.tar.gz</c>, <c>.tgz</c>) → read as the zip of the same files.</item>
 /// <item>a file whose size is a multiple of 3,073 bytes, or named <c>*.bin</c> → <see cref="Cifar10BinaryReader"/>.</item>
 /// </list>
 /// </summary>
@@ -35,6 +36,16 @@ public static class DatasetReader
     public static LabelledDataset Read(byte[] bytes, string fileName, DatasetReadOptions? options = null)
     {
         options ??= DatasetReadOptions.Default;
+        if (SafeArchive.IsGzip(bytes) && SafeArchive.MaybeGunzip(bytes, options.Limits, fileName) is var inner && SafeArchive.IsTar(inner))
+        {
+            return Read(SafeArchive.TarToZip(inner, options.Limits, fileName), fileName, options);
+        }
+
+        if (SafeArchive.IsTar(bytes))
+        {
+            return Read(SafeArchive.TarToZip(bytes, options.Limits, fileName), fileName, options);
+        }
+
         if (NpyArray.HasMagic(bytes))
         {
             return new LabelledDataset(NumpyReader.Read(bytes, fileName, options));
@@ -82,6 +93,6 @@ public static class DatasetReader
         }
 
         throw new DatasetFileException(
-            $"{fileName} is in no recognised format; accepted: .npz (arrays x and y), a zip of class folders of PNG/JPEG images, CIFAR-10 .bin batches (or a zip of them), a zip of IDX images + labels");
+            $"{fileName} is in no recognised format; accepted: .npz (arrays x and y), a zip, .tar or .tar.gz of class folders of PNG/JPEG images, CIFAR-10 .bin batches (or a zip of them), a zip of IDX images + labels");
     }
 }

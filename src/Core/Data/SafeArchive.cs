@@ -1,3 +1,4 @@
+using System.Formats.Tar;
 using System.IO.Compression;
 
 namespace WebDefense.Core.Data;
@@ -11,6 +12,64 @@ internal static class SafeArchive
     public static bool IsGzip(ReadOnlySpan<byte> b) => b.Length >= 2 && b[0] == 0x1f && b[1] == 0x8b;
 
     public static bool IsZip(ReadOnlySpan<byte> b) => b.Length >= 4 && b[0] == (byte)'P' && b[1] == (byte)'K' && (b[2] is 3 or 5) && (b[3] is 4 or 6);
+
+    /// <summary>A POSIX (ustar or GNU) tar archive: "ustar" at byte 257 of the first header.</summary>
+    public static bool IsTar(ReadOnlySpan<byte> b) => b.Length >= 512 && b.Slice(257, 5).SequenceEqual("ustar"u8);
+
+    /// <summary>
+    /// Repacks a tar archive's regular files into an in-memory zip (stored, not compressed) so the zip readers apply
+    /// unchanged. Directories and pax/GNU metadata entries are skipped; links, devices and FIFOs are refused; names
+    /// are checked as zip entry names are, and entry count and total size are bounded before anything is copied.
+    /// </summary>
+    public static byte[] TarToZip(byte[] tar, DatasetReadLimits limits, string name)
+    {
+        using var output = new MemoryStream();
+        try
+        {
+            using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+            using (var reader = new TarReader(new MemoryStream(tar, writable: false)))
+            {
+                var count = 0;
+                long total = 0;
+                while (reader.GetNextEntry() is { } entry)
+                {
+                    switch (entry.EntryType)
+                    {
+                        case TarEntryType.Directory or TarEntryType.GlobalExtendedAttributes or TarEntryType.ExtendedAttributes
+                            or TarEntryType.LongPath or TarEntryType.LongLink:
+                            continue;
+                        case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
+                            break;
+                        default:
+                            throw new DatasetFileException($"{name}: entry '{Printable(entry.Name)}' is a {entry.EntryType}; only regular files and folders are accepted");
+                    }
+
+                    var entryName = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
+                    CheckEntryName(entryName, name);
+                    if (++count > limits.MaxArchiveEntries)
+                    {
+                        throw new DatasetFileException($"{name} holds more than {limits.MaxArchiveEntries} files; the limit is {limits.MaxArchiveEntries}");
+                    }
+
+                    total += entry.Length;
+                    if (total > limits.MaxDecompressedBytes)
+                    {
+                        throw new DatasetFileException($"{name} holds more than {DatasetReadLimits.Bytes(limits.MaxDecompressedBytes)} of files; the limit is {DatasetReadLimits.Bytes(limits.MaxDecompressedBytes)}");
+                    }
+
+                    var target = zip.CreateEntry(entryName, CompressionLevel.NoCompression);
+                    using var to = target.Open();
+                    entry.DataStream?.CopyTo(to);
+                }
+            }
+
+            return output.ToArray();
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
+        {
+            throw new DatasetFileException($"{name} is not a valid tar archive ({e.Message})", e);
+        }
+    }
 
     /// <summary>Reads a whole stream, throwing once more than <paramref name="maxBytes"/> have been produced.</summary>
     public static byte[] ReadAll(Stream stream, long maxBytes, Func<string> tooLarge)

@@ -13,12 +13,30 @@ namespace WebDefense.Core.Models;
 /// </summary>
 public sealed record ModelDeclaration(string? Architecture, int NumClasses, InputSpec Input);
 
+/// <summary>
+/// What an uploader may say about a model, all of it optional: what the file shows (architecture, classes, input
+/// channels, and for TorchScript the image size it accepts) is found out; <paramref name="InputShape"/> is C,H,W;
+/// <paramref name="Mean"/>/<paramref name="Std"/> hold one value per channel or one for all (default 0 and 1).
+/// </summary>
+public sealed record PartialDeclaration(string? Architecture = null, int? NumClasses = null, int[]? InputShape = null, float[]? Mean = null, float[]? Std = null);
+
 /// <summary>A model file read, checked and ready for work, with its format and anything worth telling the user.</summary>
-public sealed class LoadedModel(Classifier classifier, ModelFileFormat format, IReadOnlyList<string> warnings) : IDisposable
+public sealed class LoadedModel(Classifier classifier, ModelFileFormat format, IReadOnlyList<string> warnings,
+    CheckpointContents? contents = null, IReadOnlyList<string>? inferred = null) : IDisposable
 {
     public Classifier Classifier { get; } = classifier;
     public ModelFileFormat Format { get; } = format;
     public IReadOnlyList<string> Warnings { get; } = warnings;
+
+    /// <summary>What was unwrapped, stripped and ignored around the state dict (<see cref="CheckpointContents.Plain"/> otherwise).</summary>
+    public CheckpointContents Contents { get; } = contents ?? CheckpointContents.Plain;
+
+    /// <summary>What was found out rather than declared ("architecture wrn16_1: …", "10 classes from fc.weight" …).</summary>
+    public IReadOnlyList<string> Inferred { get; } = inferred ?? [];
+
+    /// <summary>The complete declaration the model was loaded with (zoo name or null for TorchScript, classes, input).</summary>
+    public ModelDeclaration Declaration => new(Classifier.IsTorchScript ? null : Classifier.Architecture, Classifier.NumClasses, Classifier.Input);
+
     public long ParameterCount => Classifier.ParameterCount();
 
     public void Dispose() => Classifier.Dispose();
@@ -34,12 +52,30 @@ public static class ModelLoader
 {
     private const int ListedProblems = 8;
 
+    /// <summary>Loads a model whose architecture, classes and input are all declared (a zoo name, or null for TorchScript).</summary>
     public static LoadedModel Load(string path, ModelDeclaration declaration, ModelReadLimits? limits = null)
     {
         declaration.Input.Validate();
         if (declaration.NumClasses < 1)
         {
             throw new ModelFileException($"the number of classes must be at least 1, got {declaration.NumClasses}");
+        }
+
+        var input = declaration.Input;
+        return Load(path, new PartialDeclaration(declaration.Architecture, declaration.NumClasses, [input.Channels, input.Height, input.Width], input.Mean, input.Std), limits);
+    }
+
+    /// <summary>
+    /// Loads a model from what the file shows plus whatever was declared: a weights-only file's architecture is
+    /// matched against the zoo (<see cref="ArchitectureMatcher"/>), its classes and input channels read from the
+    /// classifier and the first convolution; a TorchScript archive's are found by a probe forward pass. Declared values
+    /// that contradict the file are an error; what was found out is listed in <see cref="LoadedModel.Inferred"/>.
+    /// </summary>
+    public static LoadedModel Load(string path, PartialDeclaration declaration, ModelReadLimits? limits = null)
+    {
+        if (declaration.InputShape is { Length: not 3 } || declaration.InputShape?.Any(d => d < 1) == true || declaration.NumClasses < 1)
+        {
+            throw new ModelFileException("the input shape needs three positive numbers C,H,W and the class count must be at least 1");
         }
 
         ModelFileFormat format;
@@ -49,13 +85,23 @@ public static class ModelLoader
         }
 
         var warnings = new List<string>();
-        var classifier = format == ModelFileFormat.TorchScript
-            ? LoadTorchScript(path, declaration, warnings)
-            : LoadStateDict(path, format, declaration, limits, warnings);
+        var inferred = new List<string>();
+        var contents = CheckpointContents.Plain;
+        Classifier classifier;
+        if (format == ModelFileFormat.TorchScript)
+        {
+            classifier = LoadTorchScript(path, declaration, warnings, inferred);
+        }
+        else
+        {
+            using var state = ReadState(path, format, limits, out contents);
+            classifier = LoadStateDict(state, declaration, warnings, inferred);
+        }
+
         try
         {
             CheckForward(classifier);
-            return new LoadedModel(classifier, format, warnings);
+            return new LoadedModel(classifier, format, warnings, contents, inferred);
         }
         catch
         {
@@ -64,7 +110,10 @@ public static class ModelLoader
         }
     }
 
-    /// <summary>Writes the model's current weights in <paramref name="format"/> (TorchScript only for TorchScript models).</summary>
+    /// <summary>
+    /// Writes the model's current weights in <paramref name="format"/> (TorchScript only for TorchScript models; a
+    /// legacy PyTorch upload is written back as a zip <c>torch.save</c> file, which every PyTorch ≥ 1.6 reads).
+    /// </summary>
     public static void Save(Classifier model, ModelFileFormat format, string path)
     {
         if (format == ModelFileFormat.TorchScript)
@@ -82,7 +131,7 @@ public static class ModelLoader
         using var file = File.Create(path);
         switch (format)
         {
-            case ModelFileFormat.PyTorchStateDict:
+            case ModelFileFormat.PyTorchStateDict or ModelFileFormat.PyTorchLegacy:
                 PyTorchCheckpoint.Write(state, file, Path.GetFileNameWithoutExtension(path) is { Length: > 0 } stem ? SafeArchiveName(stem) : "archive");
                 break;
             case ModelFileFormat.Safetensors:
@@ -99,14 +148,14 @@ public static class ModelLoader
     /// <summary>The usual file extension of a format.</summary>
     public static string Extension(ModelFileFormat format) => format switch
     {
-        ModelFileFormat.PyTorchStateDict => ".pt",
+        ModelFileFormat.PyTorchStateDict or ModelFileFormat.PyTorchLegacy => ".pt",
         ModelFileFormat.Safetensors => ".safetensors",
         ModelFileFormat.TorchScript => ".ts.pt",
         ModelFileFormat.TorchSharp => ".dat",
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, null),
     };
 
-    private static Classifier LoadTorchScript(string path, ModelDeclaration declaration, List<string> warnings)
+    private static Classifier LoadTorchScript(string path, PartialDeclaration declaration, List<string> warnings, List<string> inferred)
     {
         if (declaration.Architecture is { } arch && !arch.Equals(Classifier.TorchScriptArchitecture, StringComparison.OrdinalIgnoreCase))
         {
@@ -114,30 +163,174 @@ public static class ModelLoader
         }
 
         var module = TorchScriptModel.Load(path);
-        if (TorchScriptModel.LooksTraced(path, module))
+        try
         {
-            warnings.Add("the archive looks traced (torch.jit.trace): its batch-norm layers ignore train()/eval(), so defenses that fine-tune or unlearn will behave as in the mode it was traced in; export with torch.jit.script");
-        }
+            if (TorchScriptModel.LooksTraced(path, module))
+            {
+                warnings.Add("the archive looks traced (torch.jit.trace): its batch-norm layers ignore train()/eval(), so defenses that fine-tune or unlearn will behave as in the mode it was traced in; export with torch.jit.script");
+            }
 
-        return new Classifier(module, Classifier.TorchScriptArchitecture, declaration.NumClasses, declaration.Input);
+            var channels = declaration.InputShape?[0] ?? StemChannels(module, inferred);
+            var sizes = declaration.InputShape is [_, var declaredH, var declaredW] ? [(declaredH, declaredW)] : channels == 1 ? GreyProbeSizes : ProbeSizes;
+            foreach (var (h, w) in sizes)
+            {
+                if (Probe(module, channels, h, w) is not { } classes)
+                {
+                    continue;
+                }
+
+                if (declaration.InputShape is null)
+                {
+                    inferred.Add($"input {channels}×{h}×{w}: the first of the usual image sizes ({string.Join(", ", sizes.Select(s => $"{s.Item1}×{s.Item2}"))}) the model accepts; give inputShape if your images differ");
+                }
+
+                if (declaration.NumClasses is { } declared && declared != classes)
+                {
+                    throw new ModelFileException($"the model outputs {classes} logits per image, but {declared} classes were declared");
+                }
+
+                if (declaration.NumClasses is null)
+                {
+                    inferred.Add($"{classes} classes from the output of a probe forward pass");
+                }
+
+                return new Classifier(module, Classifier.TorchScriptArchitecture, classes, MakeInput(channels, h, w, declaration));
+            }
+
+            // Nothing worked: run the check on the first size for its precise message.
+            var (h0, w0) = sizes[0];
+            using var fallback = new Classifier(module, Classifier.TorchScriptArchitecture, declaration.NumClasses ?? 1, MakeInput(channels, h0, w0, declaration));
+            CheckForward(fallback);
+            throw new ModelFileException($"the model accepts none of the inputs {channels}×(" + string.Join(", ", sizes.Select(s => $"{s.Item1}×{s.Item2}")) + "); give inputShape");
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
     }
 
-    private static Classifier LoadStateDict(string path, ModelFileFormat format, ModelDeclaration declaration, ModelReadLimits? limits, List<string> warnings)
+    private static readonly (int, int)[] ProbeSizes = [(32, 32), (28, 28), (64, 64), (96, 96), (224, 224)];
+    private static readonly (int, int)[] GreyProbeSizes = [(28, 28), (32, 32), (64, 64), (96, 96), (224, 224)];
+
+    /// <summary>Input channels of a TorchScript model: the second dimension of its first 4-D parameter.</summary>
+    private static int StemChannels(nn.Module module, List<string> inferred)
     {
-        if (declaration.Architecture is not { } arch || !ModelZoo.Contains(arch))
+        foreach (var (name, p) in module.named_parameters())
         {
-            throw new ModelFileException(
-                $"a {Describe(format)} holds weights only, so the architecture must be one of: {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}" +
-                (declaration.Architecture is null ? " (none was given)" : $" (got '{declaration.Architecture}')") + "; any other architecture can be uploaded as TorchScript");
+            if (p.dim() == 4)
+            {
+                inferred.Add($"{p.shape[1]} input channel(s) from {name} [{string.Join(',', p.shape)}]");
+                return (int)p.shape[1];
+            }
         }
 
-        using var state = ReadState(path, format, limits);
-        var classifier = ModelZoo.CreateClassifier(arch, declaration.NumClasses, declaration.Input);
+        throw new ModelFileException("the model has no convolution to read its input channels from; give inputShape (C,H,W)");
+    }
+
+    /// <summary>The number of logits for a zero batch of C×H×W images, or null when the model refuses the shape.</summary>
+    private static int? Probe(nn.Module module, int channels, int height, int width)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            module.eval();
+            var shape = ((nn.IModule<Tensor, Tensor>)module).call(zeros(2, channels, height, width)).shape;
+            return shape is [2, var k] && k is >= 1 and <= 100_000 ? (int)k : null;
+        }
+        catch (Exception ex) when (ex is ExternalException or ArgumentException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private static InputSpec MakeInput(int channels, int height, int width, PartialDeclaration declaration)
+    {
+        try
+        {
+            return InputSpec.Create(channels, height, width, PerChannel(declaration.Mean, channels, "mean"), PerChannel(declaration.Std, channels, "std"));
+        }
+        catch (ArgumentException e)
+        {
+            throw new ModelFileException(e.Message, e);
+        }
+    }
+
+    private static float[]? PerChannel(float[]? values, int channels, string what) => values switch
+    {
+        null => null,
+        { Length: 1 } => Enumerable.Repeat(values[0], channels).ToArray(),
+        _ when values.Length == channels => values,
+        _ => throw new ModelFileException($"{what} has {values.Length} values but the model has {channels} input channel(s); give one per channel or one for all"),
+    };
+
+    private static Classifier LoadStateDict(StateDict state, PartialDeclaration declaration, List<string> warnings, List<string> inferred)
+    {
+        // A declared architecture is checked alone (the worker reloads every run's model this way); the whole zoo is
+        // matched only when nothing is declared or the declaration does not fit, for the message.
+        var declaredName = ModelZoo.NameOf(declaration.Architecture);
+        var fit = declaredName is null ? null : ArchitectureMatcher.Fit(state, declaredName);
+        var match = fit is null ? ArchitectureMatcher.Match(state) : new ZooMatchResult(fit, [fit], null, []);
+        string arch;
+        int classes, channels;
+        if (declaration.Architecture is { } declared)
+        {
+            arch = declaredName ?? throw new ModelFileException(
+                $"unknown architecture '{declared}'; the zoo has {string.Join(", ", ModelZoo.Names.Select(n => n.Name))}" +
+                (match.Match is { } m ? $", and the file fits '{m.Name}' (leave architecture out to use it)" : "") +
+                $"; {ArchitectureMatcher.TorchScriptHint}");
+            classes = declaration.NumClasses ?? fit?.NumClasses ?? HeadRows(state) ?? 10;
+            channels = declaration.InputShape?[0] ?? fit?.InChannels ?? StemColumns(state) ?? 3;
+        }
+        else
+        {
+            var m = match.Match ?? throw new ModelFileException(ArchitectureMatcher.Explain(match));
+            arch = m.Name;
+            classes = m.NumClasses;
+            channels = m.InChannels;
+            inferred.Add($"architecture {arch}: the file's keys and shapes fit it and no other zoo entry");
+            if (declaration.NumClasses is { } n && n != classes)
+            {
+                throw new ModelFileException($"the file's classifier ({m.HeadKey}) has {classes} outputs but {n} classes were declared");
+            }
+
+            if (declaration.InputShape is [var c, ..] && c != channels)
+            {
+                throw new ModelFileException($"the file's first convolution ({m.StemKey}) takes {channels} input channel(s) but the input shape declares {c}");
+            }
+
+            if (declaration.NumClasses is null) inferred.Add($"{classes} classes from {m.HeadKey}");
+            if (declaration.InputShape is null) inferred.Add($"{channels} input channel(s) from {m.StemKey}");
+        }
+
+        int height, width;
+        if (declaration.InputShape is [_, var h, var w])
+        {
+            (height, width) = (h, w);
+        }
+        else if (ModelZoo.Names.First(n => n.Name == arch).InputSize is { } size)
+        {
+            (height, width) = (size, size);
+            inferred.Add($"input {size}×{size}, the size {arch} is made for; give inputShape if your images differ");
+        }
+        else
+        {
+            throw new ModelFileException($"'{arch}' takes images of any size, so the input shape (C,H,W) is needed, e.g. {channels},32,32");
+        }
+
+        var classifier = ModelZoo.CreateClassifier(arch, classes, MakeInput(channels, height, width, declaration));
         try
         {
             Import(state, classifier, warnings);
             classifier.Module.eval();
             return classifier;
+        }
+        catch (ModelFileException e) when (declaration.Architecture is not null)
+        {
+            classifier.Dispose();
+            var hint = match.Match is { } m && m.Name != arch ? $" The file fits '{m.Name}': leave architecture out to use it." : $" Otherwise {ArchitectureMatcher.TorchScriptHint}.";
+            throw new ModelFileException(e.Message + hint, e);
         }
         catch
         {
@@ -146,12 +339,17 @@ public static class ModelLoader
         }
     }
 
-    private static StateDict ReadState(string path, ModelFileFormat format, ModelReadLimits? limits)
+    private static int? HeadRows(StateDict state) => state.Entries.LastOrDefault(kv => kv.Value.dim() == 2).Value is { } t ? (int)t.shape[0] : null;
+
+    private static int? StemColumns(StateDict state) => state.Entries.FirstOrDefault(kv => kv.Value.dim() == 4).Value is { } t ? (int)t.shape[1] : null;
+
+    private static StateDict ReadState(string path, ModelFileFormat format, ModelReadLimits? limits, out CheckpointContents contents)
     {
         using var file = File.OpenRead(path);
+        contents = CheckpointContents.Plain;
         return format switch
         {
-            ModelFileFormat.PyTorchStateDict => PyTorchCheckpoint.Read(file, limits),
+            ModelFileFormat.PyTorchStateDict or ModelFileFormat.PyTorchLegacy => PyTorchCheckpoint.Read(file, out contents, limits),
             ModelFileFormat.Safetensors => Safetensors.Read(file, limits),
             ModelFileFormat.TorchSharp => TorchSharpStateFile.Read(file, limits),
             _ => throw new ArgumentOutOfRangeException(nameof(format), format, null),
@@ -243,13 +441,6 @@ public static class ModelLoader
 
     private static string List(IReadOnlyList<string> items) =>
         string.Join(", ", items.Take(ListedProblems)) + (items.Count > ListedProblems ? $", … ({items.Count - ListedProblems} more)" : string.Empty);
-
-    private static string Describe(ModelFileFormat format) => format switch
-    {
-        ModelFileFormat.PyTorchStateDict => "PyTorch state dict",
-        ModelFileFormat.Safetensors => "safetensors file",
-        _ => "TorchSharp weights file",
-    };
 
     private static string SafeArchiveName(string stem) =>
         new string(stem.Select(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' ? c : '_').ToArray()) is { Length: > 0 } s ? s : "archive";

@@ -80,11 +80,18 @@ public class ModelLoaderTests
     }
 
     [Fact]
-    public void State_dicts_need_a_zoo_architecture_and_torchscript_needs_none()
+    public void State_dict_without_architecture_is_matched_against_the_zoo_and_torchscript_needs_none()
     {
-        var noArch = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.pt"), Small with { Architecture = null }));
-        Assert.Contains("preactresnet18", noArch.Message);
-        Assert.Contains("TorchScript", noArch.Message);
+        using (var matched = ModelLoader.Load(Fixtures.Resolve("smallcnn.pt"), Small with { Architecture = null }))
+        {
+            Assert.Equal("smallcnn", matched.Classifier.Architecture);
+            Assert.Equal(["architecture smallcnn: the file's keys and shapes fit it and no other zoo entry"], matched.Inferred);
+        }
+
+        var unknown = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.pt"), Small with { Architecture = "lenet" }));
+        Assert.Contains("unknown architecture 'lenet'", unknown.Message);
+        Assert.Contains("the file fits 'smallcnn'", unknown.Message);
+        Assert.Contains("torch.jit.script(model)", unknown.Message);
         var scriptWithArch = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.ts.pt"), Small));
         Assert.Contains("carries its own architecture", scriptWithArch.Message);
     }

@@ -9,7 +9,7 @@ public static class ModelFormatDetector
     /// <summary>
     /// zip + <c>*/data.pkl</c> without <c>code/</c> → PyTorchStateDict; zip with <c>code/</c> or <c>constants.pkl</c>
     /// → TorchScript; 8-byte LE length followed by '{' → Safetensors; a plausible LEB128 count followed by a valid
-    /// name → TorchSharp. Anything else (including legacy non-zip PyTorch pickles) → <see cref="ModelFileException"/>.
+    /// name → TorchSharp; torch.save's magic number pickle → PyTorchLegacy. Anything else → <see cref="ModelFileException"/>.
     /// The stream must be seekable; its position is restored.
     /// </summary>
     public static ModelFileFormat Detect(Stream stream)
@@ -30,11 +30,16 @@ public static class ModelFormatDetector
                 return DetectZip(stream);
             }
 
+            if (PyTorchLegacyCheckpoint.HasMagic(head.AsSpan(0, n)))
+            {
+                return ModelFileFormat.PyTorchLegacy;
+            }
+
             if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
             {
                 throw new ModelFileException(
-                    "file is a legacy (non-zip) PyTorch pickle (_use_new_zipfile_serialization=False or PyTorch < 1.6); " +
-                    "re-save it with torch.save(torch.load(f), 'out.pt') in PyTorch >= 1.6");
+                    "file is a Python pickle without torch.save's magic number, so it is not a PyTorch checkpoint; " +
+                    "save the weights with torch.save(model.state_dict(), f) or export the model with torch.jit.script(model).save(f)");
             }
 
             if (n >= 9 && head[8] == '{')

@@ -24,6 +24,9 @@ internal sealed class PickleReader(
     private int _pos;
     private int _savedCount; // items held in _metastack, counted against the stack limit
 
+    /// <summary>Bytes consumed so far; after <see cref="Load"/>, the offset just past STOP.</summary>
+    public int Position => _pos;
+
     /// <summary>Reads one pickled object (up to STOP).</summary>
     public object? Load()
     {

@@ -14,31 +14,48 @@ public static class PyTorchCheckpoint
     /// Keys under which a training checkpoint keeps its state dict, tried in this order when the top-level object is
     /// not itself a dict of tensors.
     /// </summary>
-    public static IReadOnlyList<string> WrapperKeys { get; } = ["state_dict", "model", "model_state_dict", "net", "state"];
+    public static IReadOnlyList<string> WrapperKeys { get; } =
+        ["state_dict", "model_state_dict", "net_state_dict", "model", "net", "state", "ema_state_dict", "ema", "model_ema", "ema_model"];
 
-    /// <summary>Prefixes stripped from every key when all keys share them (DataParallel's <c>module.</c>, wrappers' <c>model.</c>).</summary>
-    public static IReadOnlyList<string> StrippedPrefixes { get; } = ["module.", "model."];
+    /// <summary>Prefixes stripped from every key when all keys share them (DataParallel's <c>module.</c>, wrappers' <c>model.</c>, torch.compile's <c>_orig_mod.</c>).</summary>
+    public static IReadOnlyList<string> StrippedPrefixes { get; } = ["module.", "model.", "_orig_mod."];
 
-    /// <summary>Reads the state dict from a <c>torch.save</c> archive. Throws <see cref="ModelFileException"/> for anything else.</summary>
-    public static StateDict Read(Stream stream, ModelReadLimits? limits = null)
+    /// <summary>Reads the state dict from a <c>torch.save</c> file. Throws <see cref="ModelFileException"/> for anything else.</summary>
+    public static StateDict Read(Stream stream, ModelReadLimits? limits = null) => Read(stream, out _, limits);
+
+    /// <summary>
+    /// Reads the state dict from a <c>torch.save</c> file, zip (PyTorch ≥ 1.6) or legacy pickle
+    /// (<c>_use_new_zipfile_serialization=False</c>, PyTorch &lt; 1.6), and says what was around it.
+    /// </summary>
+    public static StateDict Read(Stream stream, out CheckpointContents contents, ModelReadLimits? limits = null)
     {
         limits ??= ModelReadLimits.Default;
         using var seekable = SeekableCopy(stream, limits);
-        var head = new byte[4];
-        var n = seekable.Read(head);
+        var head = new byte[16];
+        var n = seekable.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         seekable.Position = 0;
-        if (n < 4 || head[0] != 'P' || head[1] != 'K' || head[2] != 3 || head[3] != 4)
+        if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
         {
-            if (n >= 1 && head[0] == 0x80)
-            {
-                throw new ModelFileException(
-                    "file is a legacy (non-zip) PyTorch pickle, written with _use_new_zipfile_serialization=False or " +
-                    "by PyTorch < 1.6; it is not read. Re-save it with torch.save(torch.load(f), 'out.pt') in PyTorch >= 1.6");
-            }
-
-            throw new ModelFileException("file is not a PyTorch checkpoint (no zip signature)");
+            return ReadZip(seekable, limits, out contents);
         }
 
+        if (PyTorchLegacyCheckpoint.HasMagic(head.AsSpan(0, n)))
+        {
+            using var scope = NewDisposeScope();
+            var root = PyTorchLegacyCheckpoint.ReadRoot(seekable.GetBuffer().AsMemory(0, (int)seekable.Length), limits);
+            return Materialize(root, limits, out contents);
+        }
+
+        if (n >= 1 && head[0] == 0x80)
+        {
+            throw new ModelFileException("file is a Python pickle without torch.save's magic number, so it is not a PyTorch checkpoint; save the model with torch.save(model.state_dict(), f)");
+        }
+
+        throw new ModelFileException("file is not a PyTorch checkpoint (no zip signature and no legacy torch.save magic number)");
+    }
+
+    private static StateDict ReadZip(MemoryStream seekable, ModelReadLimits limits, out CheckpointContents contents)
+    {
         ZipArchive zip;
         try
         {
@@ -68,31 +85,39 @@ public static class PyTorchCheckpoint
             using var scope = NewDisposeScope();
             var loader = new ArchiveLoader(zip, prefix, limits);
             var root = new PickleReader(pickle, limits, new TorchGlobals(limits).Resolve, loader.PersistentLoad).Load();
-            var refs = StripPrefixes(Unwrap(root));
-            if (refs.Count > limits.MaxTensorCount || refs.Sum(r => r.Tensor.ByteCount) > limits.MaxTotalTensorBytes)
-            {
-                throw new ModelFileException(
-                    $"state dict has {refs.Count} tensors of {refs.Sum(r => r.Tensor.ByteCount)} bytes, more than the limits " +
-                    $"({limits.MaxTensorCount} tensors, {limits.MaxTotalTensorBytes} bytes)");
-            }
-
-            var result = new StateDict();
-            try
-            {
-                // Each entry gets its own tensor, even when the file shares one storage (or one tensor) between keys.
-                foreach (var (key, tensor) in refs)
-                {
-                    result.Add(key, tensor.Materialize());
-                }
-            }
-            catch
-            {
-                result.Dispose();
-                throw;
-            }
-
-            return result;
+            return Materialize(root, limits, out contents);
         }
+    }
+
+    /// <summary>Finds the state dict in an unpickled object and copies its tensors out (the caller holds a dispose scope).</summary>
+    private static StateDict Materialize(object? root, ModelReadLimits limits, out CheckpointContents contents)
+    {
+        var (items, container, ignored) = Unwrap(root);
+        var (refs, stripped) = StripPrefixes(items);
+        contents = new CheckpointContents(container, stripped, ignored);
+        if (refs.Count > limits.MaxTensorCount || refs.Sum(r => r.Tensor.ByteCount) > limits.MaxTotalTensorBytes)
+        {
+            throw new ModelFileException(
+                $"state dict has {refs.Count} tensors of {refs.Sum(r => r.Tensor.ByteCount)} bytes, more than the limits " +
+                $"({limits.MaxTensorCount} tensors, {limits.MaxTotalTensorBytes} bytes)");
+        }
+
+        var result = new StateDict();
+        try
+        {
+            // Each entry gets its own tensor, even when the file shares one storage (or one tensor) between keys.
+            foreach (var (key, tensor) in refs)
+            {
+                result.Add(key, tensor.Materialize());
+            }
+        }
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
+
+        return result;
     }
 
     /// <summary>
@@ -216,8 +241,13 @@ public static class PyTorchCheckpoint
         return copy;
     }
 
-    /// <summary>Finds the state dict in an unpickled checkpoint; see <see cref="WrapperKeys"/>.</summary>
-    internal static List<(string Key, TensorRef Tensor)> Unwrap(object? root)
+    /// <summary>
+    /// Finds the state dict in an unpickled checkpoint: the object itself when it is a dict of tensors, else the first
+    /// of <see cref="WrapperKeys"/> that holds one (also one level further down, e.g. <c>{'model': {'state_dict': …}}</c>),
+    /// else the only top-level dict of tensors that is not optimizer or scheduler state. Everything else is listed as
+    /// ignored and never materialised.
+    /// </summary>
+    internal static (List<(string Key, TensorRef Tensor)> Items, string? Container, List<string> Ignored) Unwrap(object? root)
     {
         if (root is TensorRef)
         {
@@ -229,30 +259,75 @@ public static class PyTorchCheckpoint
             throw new ModelFileException($"file holds a {PickleReader.Describe(root)}, not a state dict (a dict of tensors)");
         }
 
-        if (!dict.Items.Any(kv => kv.Value is TensorRef))
+        var ignored = new List<string>();
+        string? container = null;
+        var depth = 0;
+        while (!HoldsTensors(dict))
         {
-            foreach (var key in WrapperKeys)
+            var found = Find(dict);
+            if (found is null || ++depth > 2)
             {
-                if (dict.TryGet(key, out var inner) && inner is PickleDict d && d.Items.Any(kv => kv.Value is TensorRef))
-                {
-                    dict = d;
-                    goto found;
-                }
+                var keys = string.Join(", ", dict.Items.Take(20).Select(kv => $"'{PickleDict.KeyText(kv.Key)}' ({PickleReader.Describe(kv.Value)})"));
+                throw new ModelFileException(
+                    $"no state dict found: the top-level dict has no tensors and none of the keys {string.Join(", ", WrapperKeys)} " +
+                    $"holds a dict of tensors; top-level keys: {keys}. Save model.state_dict(), or export the model with " +
+                    "torch.jit.script(model).save('model.ts.pt')");
             }
 
-            var keys = string.Join(", ", dict.Items.Take(20).Select(kv => $"'{PickleDict.KeyText(kv.Key)}' ({PickleReader.Describe(kv.Value)})"));
-            throw new ModelFileException(
-                $"no state dict found: the top-level dict has no tensors and none of the keys {string.Join(", ", WrapperKeys)} " +
-                $"holds a dict of tensors; top-level keys: {keys}");
+            ignored.AddRange(dict.Items.Where(kv => PickleDict.KeyText(kv.Key) != found).Select(kv => Summary(container, kv)));
+            container = container is null ? found : container + "." + found;
+            dict.TryGet(found, out var inner);
+            dict = (PickleDict)inner!;
         }
 
-        found:
-        return dict.Items.Where(kv => kv.Value is TensorRef)
-            .Select(kv => (PickleDict.KeyText(kv.Key), (TensorRef)kv.Value!)).ToList();
+        ignored.AddRange(dict.Items.Where(kv => kv.Value is not TensorRef).Select(kv => Summary(container, kv)));
+        var items = dict.Items.Where(kv => kv.Value is TensorRef).Select(kv => (PickleDict.KeyText(kv.Key), (TensorRef)kv.Value!)).ToList();
+        return (items, container, ignored);
     }
 
-    internal static List<(string Key, TensorRef Tensor)> StripPrefixes(List<(string Key, TensorRef Tensor)> items)
+    private static bool HoldsTensors(PickleDict d) => d.Items.Any(kv => kv.Value is TensorRef);
+
+    private static bool HoldsTensorsBelow(PickleDict d) =>
+        HoldsTensors(d) || d.Items.Any(kv => kv.Value is PickleDict inner && HoldsTensors(inner));
+
+    private static string? Find(PickleDict dict)
     {
+        foreach (var key in WrapperKeys)
+        {
+            if (dict.TryGet(key, out var inner) && inner is PickleDict d && HoldsTensorsBelow(d))
+            {
+                return key;
+            }
+        }
+
+        var others = dict.Items
+            .Where(kv => kv.Value is PickleDict d && HoldsTensors(d) && kv.Key is string k
+                         && !k.Contains("optim", StringComparison.OrdinalIgnoreCase) && !k.Contains("sched", StringComparison.OrdinalIgnoreCase)
+                         && !k.Contains("scaler", StringComparison.OrdinalIgnoreCase))
+            .Select(kv => (string)kv.Key!).ToList();
+        return others.Count == 1 ? others[0] : null;
+    }
+
+    /// <summary>"epoch (int 29)", "optimizer (dict)", "pattern (dict of 2 tensors)".</summary>
+    private static string Summary(string? container, KeyValuePair<object?, object?> kv)
+    {
+        var name = (container is null ? "" : container + ".") + PickleDict.KeyText(kv.Key);
+        var what = kv.Value switch
+        {
+            long or bool or System.Numerics.BigInteger => $"{PickleReader.Describe(kv.Value)} {Convert.ToString(kv.Value, System.Globalization.CultureInfo.InvariantCulture)}",
+            double d => $"float {d.ToString("0.####", System.Globalization.CultureInfo.InvariantCulture)}",
+            PickleDict d when HoldsTensors(d) => $"dict of {d.Items.Count(x => x.Value is TensorRef)} tensors",
+            PickleDict d => $"dict of {d.Count} entries",
+            List<object?> l => $"list of {l.Count}",
+            TensorRef t => $"tensor [{string.Join(",", t.Size)}]",
+            _ => PickleReader.Describe(kv.Value),
+        };
+        return $"{name} ({what})";
+    }
+
+    internal static (List<(string Key, TensorRef Tensor)> Items, List<string> Stripped) StripPrefixes(List<(string Key, TensorRef Tensor)> items)
+    {
+        var stripped = new List<string>();
         for (var round = 0; round < 2; round++)
         {
             var p = StrippedPrefixes.FirstOrDefault(p =>
@@ -262,10 +337,11 @@ public static class PyTorchCheckpoint
                 break;
             }
 
+            stripped.Add(p);
             items = items.Select(kv => (kv.Key[p.Length..], kv.Tensor)).ToList();
         }
 
-        return items;
+        return (items, stripped);
     }
 
     /// <summary>Loads storages from the archive for BINPERSID, once per key.</summary>

@@ -56,6 +56,24 @@ internal static class ZooInit
         }
     }
 
+    /// <summary>akamaster's CIFAR ResNet: conv and Linear weights kaiming_normal_ (fan_in), PyTorch's defaults otherwise.</summary>
+    public static void KaimingConvAndLinear(nn.Module root)
+    {
+        using var noGrad = no_grad();
+        foreach (var (_, m) in root.named_modules())
+        {
+            switch (m)
+            {
+                case Conv2d conv:
+                    nn.init.kaiming_normal_(conv.weight);
+                    break;
+                case Linear lin:
+                    nn.init.kaiming_normal_(lin.weight);
+                    break;
+            }
+        }
+    }
+
     public static void CheckArgs(int numClasses, int inChannels)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);

@@ -11,8 +11,13 @@ using WebDefense.Server.Hosting;
 
 namespace WebDefense.Server.Features.Datasets;
 
+/// <summary>
+/// A data set. For class-folder archives (zip, tar, tar.gz) the upload's answer carries <paramref name="ClassNames"/>:
+/// the folder that became label i at index i (folders in ordinal order). It is not stored; GET answers null.
+/// </summary>
 public sealed record DatasetResponse(
-    Guid Id, string Name, string Kind, string FileName, int Count, int[] Shape, long[] Classes, string Sha256, long SizeBytes, DateTimeOffset CreatedAt)
+    Guid Id, string Name, string Kind, string FileName, int Count, int[] Shape, long[] Classes, string Sha256, long SizeBytes, DateTimeOffset CreatedAt,
+    string[]? ClassNames = null)
 {
     public static DatasetResponse From(DatasetRecord d) => new(
         d.Id, d.Name, d.Kind, d.FileName, d.Count, [d.Channels, d.Height, d.Width],
@@ -35,7 +40,7 @@ public static class DatasetsApi
     {
         var api = app.MapGroup("/api/datasets").WithTags("Datasets").RequireAuthorization();
         api.MapPost("/", UploadAsync)
-            .WithSummary("Upload a data set (multipart: file, name, kind = clean|test|backdoor-test|backdoor-samples|poisoned-train; optional channels 1|3 and resize \"H,W\" for image zips).")
+            .WithSummary("Upload a data set (multipart: file, name, kind = clean|test|backdoor-test|backdoor-samples|poisoned-train; optional channels 1|3 and resize \"H,W\" for image archives). Class-folder archives (.zip, .tar, .tar.gz) answer with classNames: the folder of label i at index i.")
             .Accepts<IFormFile>("multipart/form-data")
             .Produces<DatasetResponse>(StatusCodes.Status201Created)
             .ProducesValidationProblem()
@@ -127,11 +132,13 @@ public static class DatasetsApi
                 SizeBytes = upload.Size,
                 StoredName = "",
             };
+            string[]? classNames = null;
             try
             {
                 var bytes = await File.ReadAllBytesAsync(upload.FilePath!, ct);
                 using var data = DatasetReader.Read(bytes, upload.FileName, readOptions);
                 var classes = data.Data.Classes();
+                classNames = data.ClassNames?.ToArray();
                 // A poisoned training set may carry the truth (a bool array "poisoned", one flag per image): checked now, used for reporting only.
                 if (kind == DatasetKinds.PoisonedTrain) NumpyReader.ReadPoisonFlags(bytes, upload.FileName, readOptions, data.Data.Count);
 
@@ -156,7 +163,7 @@ public static class DatasetsApi
             db.Datasets.Add(record);
             await db.SaveChangesAsync(ct);
             log.LogInformation("Dataset {DatasetId} uploaded: {Kind}, {Count} images {C}x{H}x{W}", record.Id, record.Kind, record.Count, record.Channels, record.Height, record.Width);
-            return TypedResults.Created($"/api/datasets/{record.Id}", DatasetResponse.From(record));
+            return TypedResults.Created($"/api/datasets/{record.Id}", DatasetResponse.From(record) with { ClassNames = classNames });
         }
     }
 

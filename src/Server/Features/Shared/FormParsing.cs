@@ -74,6 +74,27 @@ public sealed class FormParsing(MultipartUpload form)
         return values.ToArray();
     }
 
+    /// <summary>Comma-separated floats of any count (checked against the channels later), or null when absent.</summary>
+    public float[]? FloatList(string name)
+    {
+        var text = form.Field(name);
+        if (text is null) return null;
+        var values = new List<float>();
+        foreach (var p in text.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!float.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !float.IsFinite(v))
+            {
+                Errors[name] = ["must be comma-separated numbers, one per channel"];
+                return null;
+            }
+
+            values.Add(v);
+        }
+
+        if (values.Count == 0) Errors[name] = ["must be comma-separated numbers, one per channel"];
+        return values.ToArray();
+    }
+
     public static string Join(float[] values) => string.Join(",", values.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
 
     public static float[] Split(string text) =>

@@ -30,10 +30,13 @@ public sealed class ModelFormatDetectorTests
     }
 
     [Fact]
-    public void Legacy_and_unknown_files_are_refused()
+    public void Legacy_files_are_recognised_and_other_pickles_and_unknown_files_refused()
     {
         using var legacy = File.OpenRead(Fixture("legacy.pt"));
-        Assert.Contains("legacy", Assert.Throws<ModelFileException>(() => ModelFormatDetector.Detect(legacy)).Message);
+        Assert.Equal(ModelFileFormat.PyTorchLegacy, ModelFormatDetector.Detect(legacy));
+        var pickle = Assert.Throws<ModelFileException>(() => ModelFormatDetector.Detect(new MemoryStream([0x80, 0x02, (byte)'}', (byte)'.'])));
+        Assert.Contains("without torch.save's magic number", pickle.Message);
+        Assert.DoesNotContain("torch.load", pickle.Message);
         Assert.Contains("unknown", Assert.Throws<ModelFileException>(() =>
             ModelFormatDetector.Detect(new MemoryStream("\u0000\u0001garbage garbage"u8.ToArray()))).Message);
         Assert.Contains("no */data.pkl", Assert.Throws<ModelFileException>(() =>

@@ -66,14 +66,6 @@ public sealed class PyTorchCheckpointReadTests
     }
 
     [Fact]
-    public void Legacy_non_zip_file_is_rejected_with_how_to_resave()
-    {
-        var e = ReadPtRejects(File.ReadAllBytes(Fixture("legacy.pt")));
-        Assert.Contains("_use_new_zipfile_serialization=False", e.Message);
-        Assert.Contains("torch.save(torch.load(f), 'out.pt')", e.Message);
-    }
-
-    [Fact]
     public void TorchScript_archive_is_rejected_as_torchscript()
     {
         var e = ReadPtRejects(File.ReadAllBytes(Fixture("torchscript.pt")));
