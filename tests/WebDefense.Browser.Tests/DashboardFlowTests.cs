@@ -272,6 +272,35 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         }
     }
 
+    [Fact]
+    public async Task Keyboard_users_skip_to_the_page_and_see_where_the_focus_is()
+    {
+        await using var context = await NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("login");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+
+        // A fresh load: the first Tab shows the skip link above the app bar, with a focus ring.
+        await page.GotoAsync("history");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await page.Keyboard.PressAsync("Tab");
+        var skip = page.Locator("[data-testid=skip-link]");
+        await Assertions.Expect(skip).ToBeFocusedAsync();
+        Assert.InRange((await skip.BoundingBoxAsync())!.Y, 0, 40);
+        Assert.Equal("solid", await skip.EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
+
+        // Enter lands in the page's main landmark, under its h1; the next Tab is a control of the page, ringed.
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.Locator("main#main")).ToBeFocusedAsync();
+        Assert.Equal("History", await page.Locator("main#main > h1").TextContentAsync());
+        await page.Keyboard.PressAsync("Tab");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.querySelector('main').contains(document.activeElement)"));
+        Assert.Equal("solid", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
+    }
+
     /// <summary>A desktop-sized browser context on the server that accepts downloads.</summary>
     private async Task<IBrowserContext> NewContextAsync()
     {

@@ -34,7 +34,10 @@ public sealed class NewRunStepperTests : DashboardTest
 
         page.Find("[data-param=max_rounds] input").Input("0");
         Assert.Contains("must be at least 1", page.Find("[data-param=max_rounds]").TextContent);
+        page.Find("[data-param=max_rounds] input").Blur();   // clicking Next takes the focus away first
+        Assert.Contains("must be at least 1", page.Find("[data-param=max_rounds]").TextContent);
         page.Find("input[data-testid=seeds]").Change("1, x");
+        page.Find("input[data-testid=seeds]").Blur();
 
         Next(page);
 

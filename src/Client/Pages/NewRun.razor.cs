@@ -140,10 +140,19 @@ public partial class NewRun
 
     private string Name(Guid? id) => id is null ? "–" : _datasets.FirstOrDefault(d => d.Id == id)?.Name ?? Format.Short(id.Value);
 
-    private int[]? ParseSeeds(out string? error)
+    /// <summary>The seed field's own check as the user types (MudBlazor's validation would otherwise clear the mark on blur).</summary>
+    private Func<string?, string?> SeedsValidation => text =>
+    {
+        ParseSeeds(text ?? "", out var error);
+        return error;
+    };
+
+    private int[]? ParseSeeds(out string? error) => ParseSeeds(_seeds, out error);
+
+    private static int[]? ParseSeeds(string text, out string? error)
     {
         error = null;
-        var parts = _seeds.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var parts = text.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var seeds = new List<int>();
         foreach (var p in parts)
         {
