@@ -70,6 +70,7 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         await page.FillAsync("[data-param=unlearning_epochs] input", "2");
         await page.FillAsync("[data-param=recovering_epochs] input", "2");
         await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).Not.ToContainTextAsync("must be at least");
+        await page.EvaluateAsync("() => window.scrollTo(0, 0)");   // clicking Next scrolled down
         await Shot(page, "new-defense");
         await page.ClickAsync("button:has-text('Next')");
 

@@ -47,9 +47,12 @@ public sealed class NewRunStepperTests : DashboardTest
         Assert.Contains("'x' is not a seed", page.Find("input[data-testid=seeds]").Closest(".mud-input-control")!.TextContent);
         Assert.DoesNotContain(Api.Requests, r => r.Method == HttpMethod.Post);
 
-        // Fixed: Next goes on, and the marks are gone.
+        // Fixed: the marks go as the values become valid, and Next goes on.
         page.Find("[data-param=max_rounds] input").Input("5");
         page.Find("input[data-testid=seeds]").Change("1");
+        Assert.DoesNotContain("must be at least", page.Find("[data-param=max_rounds]").TextContent);
+        Assert.DoesNotContain("not a seed", page.Find("input[data-testid=seeds]").Closest(".mud-input-control")!.TextContent);
+        Assert.DoesNotContain("mud-step-error", page.FindAll(".mud-step").Single(s => s.TextContent.Contains("Defense", StringComparison.Ordinal)).ClassName);
         Next(page);
         page.WaitForAssertion(() => Assert.Contains("Start", ActiveStep(page)));
         Assert.DoesNotContain("mud-step-error", page.FindAll(".mud-step").Single(s => s.TextContent.Contains("Defense", StringComparison.Ordinal)).ClassName);

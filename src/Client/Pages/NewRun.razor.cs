@@ -75,7 +75,10 @@ public partial class NewRun
     private bool DataHasError => DataFields.Any(f => Error(f) is not null);
     private bool TrainingSetHasError => TrainingSetFields.Any(f => Error(f) is not null);
     private bool EvaluationHasError => EvaluationFields.Any(f => Error(f) is not null);
-    private bool DefenseHasError => Error("defense") is not null || Error("seeds") is not null || (_errors?.Keys.Any(k => k.StartsWith("parameters.", StringComparison.Ordinal)) ?? false);
+    /// <summary>The Defense step is marked while the server's last answer names one of its fields, or while a value is invalid now.</summary>
+    private bool DefenseHasError => Error("defense") is not null || Error("seeds") is not null
+        || (_errors?.Keys.Any(k => k.StartsWith("parameters.", StringComparison.Ordinal)) ?? false)
+        || _values?.IsValid == false || ParseSeeds(out _) is null;
 
     private string? Error(string field) => _errors?.FirstOrDefault(e => string.Equals(e.Key, field, StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault();
 
@@ -124,6 +127,21 @@ public partial class NewRun
     }
 
     private void ModelChosen(Guid? id) => _modelId = id;
+
+    private void SeedsChanged(string? seeds)
+    {
+        _seeds = seeds ?? "";
+        FieldEdited("seeds");
+    }
+
+    /// <summary>An edited field's message from the last check goes; the field's own validation speaks for it from now on.</summary>
+    private void FieldEdited(string field)
+    {
+        var key = field == "seeds" ? field : $"parameters.{field}";
+        if (_errors is null || !_errors.Keys.Any(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase))) return;
+        _errors = _errors.Where(kv => !string.Equals(kv.Key, key, StringComparison.OrdinalIgnoreCase))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+    }
 
     private void ModelUploaded(ModelInfo model)
     {
