@@ -1,4 +1,5 @@
 using Microsoft.Playwright;
+using Xunit.Abstractions;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
@@ -10,7 +11,7 @@ namespace WebDefense.Browser.Tests;
 /// chart, download the purified model; then History, Compare and Admin. Screenshots of every page go to
 /// docs/screenshots/ (the README shows one).
 /// </summary>
-public sealed class DashboardFlowTests(ServerProcess server, BrowserSession browser) : IClassFixture<ServerProcess>, IClassFixture<BrowserSession>
+public sealed class DashboardFlowTests(ServerProcess server, BrowserSession browser, ITestOutputHelper output) : IClassFixture<ServerProcess>, IClassFixture<BrowserSession>
 {
     private static readonly string Screenshots = Path.Combine(ServerProcess.RepositoryRoot, "docs", "screenshots");
 
@@ -62,14 +63,20 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         await Assertions.Expect(page.Locator("[data-testid=defense-description]")).ToContainTextAsync("unlearn", new() { IgnoreCase = true });
         await page.FillAsync("[data-param=unlearning_epochs] input", "0");
         await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).ToContainTextAsync("must be at least");
+        // Next does not get past an invalid field.
+        await page.ClickAsync("[data-testid=step-next]");
+        await Assertions.Expect(page.Locator(".mud-step.active")).ToContainTextAsync("Defense");
+        await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).ToContainTextAsync("must be at least");
         await page.FillAsync("[data-param=unlearning_epochs] input", "2");
         await page.FillAsync("[data-param=recovering_epochs] input", "2");
         await Assertions.Expect(page.Locator("[data-param=unlearning_epochs]")).Not.ToContainTextAsync("must be at least");
+        await page.EvaluateAsync("() => window.scrollTo(0, 0)");   // clicking Next scrolled down
         await Shot(page, "new-defense");
         await page.ClickAsync("button:has-text('Next')");
 
-        // Step 4: start; the run page follows the live events until the run is done.
+        // Step 4: start, the one button there that does something; the run page follows the live events until the run is done.
         await Assertions.Expect(page.Locator("[data-testid=review]")).ToContainTextAsync("unlearning_epochs");
+        await Assertions.Expect(page.Locator("[data-testid=stepper] button", new() { HasTextRegex = new System.Text.RegularExpressions.Regex("complete|next", System.Text.RegularExpressions.RegexOptions.IgnoreCase) })).ToHaveCountAsync(0);
         await page.ClickAsync("[data-testid=start-run]");
         await page.WaitForURLAsync("**/runs/**");
         var runId = Guid.Parse(page.Url.Split('/')[^1]);
@@ -216,6 +223,83 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         Assert.Equal("rgb(255, 255, 255)", light);
         var channels = dark.TrimStart("rgb(".ToCharArray()).TrimEnd(')').Split(',').Select(c => int.Parse(c.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(channels.All(c => c < 80), $"dark background expected, got {dark}");
+    }
+
+    [Fact]
+    public async Task A_cold_load_of_the_login_page_is_small_compressed_cached_for_good_and_shows_its_progress()
+    {
+        // The first paint, before any WebAssembly arrived: index.html carries the progress bar.
+        using (var http = new HttpClient { BaseAddress = server.BaseAddress })
+        {
+            var html = await http.GetStringAsync("login");
+            Assert.Contains("role=\"progressbar\"", html, StringComparison.Ordinal);
+            Assert.DoesNotContain("#[", html, StringComparison.Ordinal);
+        }
+
+        await using var context = await NewContextAsync();   // a new context: an empty cache
+        var page = await context.NewPageAsync();
+        var finished = new List<IRequest>();
+        page.RequestFinished += (_, r) =>
+        {
+            lock (finished) finished.Add(r);
+        };
+        await page.GotoAsync("login");
+        await Assertions.Expect(page.Locator("#login")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        // blazor.webassembly.js fed the bar while its files arrived.
+        Assert.Equal("\"100%\"", await page.EvaluateAsync<string>("() => getComputedStyle(document.documentElement).getPropertyValue('--blazor-load-percentage-text').trim()"));
+
+        IRequest[] requests;
+        lock (finished) requests = [.. finished];
+        long transferred = 0;
+        foreach (var request in requests)
+        {
+            var sizes = await request.SizesAsync();
+            transferred += sizes.ResponseBodySize + sizes.ResponseHeadersSize;
+        }
+
+        output.WriteLine($"cold load of /login: {requests.Length} requests, {transferred:N0} bytes transferred");
+        Assert.InRange(transferred, 500_000, 6_000_000);
+        Assert.DoesNotContain(requests, r => r.Url.EndsWith(".pdb", StringComparison.Ordinal));
+        var framework = requests.Where(r => r.Url.Contains("/_framework/", StringComparison.Ordinal)).ToArray();
+        Assert.Contains(framework, r => r.Url.EndsWith(".wasm", StringComparison.Ordinal));
+        foreach (var request in framework)
+        {
+            // Fingerprinted names, sent precompressed (brotli) and cached for a year.
+            Assert.Matches(@"\.[a-z0-9]{10}\.(wasm|js|dat)$", new Uri(request.Url).AbsolutePath);
+            var headers = await (await request.ResponseAsync())!.AllHeadersAsync();
+            Assert.Equal("br", headers.GetValueOrDefault("content-encoding"));
+            Assert.Contains("immutable", headers.GetValueOrDefault("cache-control") ?? "", StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Keyboard_users_skip_to_the_page_and_see_where_the_focus_is()
+    {
+        await using var context = await NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("login");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+
+        // A fresh load: the first Tab shows the skip link above the app bar, with a focus ring.
+        await page.GotoAsync("history");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await page.Keyboard.PressAsync("Tab");
+        var skip = page.Locator("[data-testid=skip-link]");
+        await Assertions.Expect(skip).ToBeFocusedAsync();
+        Assert.InRange((await skip.BoundingBoxAsync())!.Y, 0, 40);
+        Assert.Equal("solid", await skip.EvaluateAsync<string>("e => getComputedStyle(e).outlineStyle"));
+
+        // Enter lands in the page's main landmark, under its h1; the next Tab is a control of the page, ringed.
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.Locator("main#main")).ToBeFocusedAsync();
+        Assert.Equal("History", await page.Locator("main#main > h1").TextContentAsync());
+        await page.Keyboard.PressAsync("Tab");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.querySelector('main').contains(document.activeElement)"));
+        Assert.Equal("solid", await page.EvaluateAsync<string>("() => getComputedStyle(document.activeElement).outlineStyle"));
     }
 
     /// <summary>A desktop-sized browser context on the server that accepts downloads.</summary>

@@ -6,8 +6,10 @@ using System.Text;
 namespace WebDefense.Browser.Tests;
 
 /// <summary>
-/// The service as users start it: WebDefense.Server.dll from src/Server's build output, on a free loopback port,
-/// with a fresh data directory, the demo seeded, and a known admin password and API key.
+/// The service as it ships: src/Server published (as scripts/run.sh and the Dockerfile do: trimmed, precompressed,
+/// fingerprinted dashboard) once per test run from the solution's build, then WebDefense.Server.dll from that folder on
+/// a free loopback port, with a fresh data directory, the demo seeded, and a known admin password and API key. A broken
+/// publish fails every browser test.
 /// </summary>
 public sealed class ServerProcess : IAsyncLifetime
 {
@@ -42,10 +44,7 @@ public sealed class ServerProcess : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // bin/<Configuration>/net10.0 of this project → the same configuration of the server.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
-        var serverDll = Path.Combine(RepositoryRoot, "src", "Server", "bin", configuration, "net10.0", "WebDefense.Server.dll");
-        if (!File.Exists(serverDll)) throw new FileNotFoundException("build the solution first", serverDll);
+        var serverDll = Path.Combine(await Published.Value, "WebDefense.Server.dll");
 
         var port = FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{port}/");
@@ -89,6 +88,36 @@ public sealed class ServerProcess : IAsyncLifetime
         }
 
         throw new TimeoutException($"the server did not become ready:\n{Output}");
+    }
+
+    /// <summary>The published server's folder, made on first use and shared by every test class of this run.</summary>
+    public static readonly Lazy<Task<string>> Published = new(PublishAsync);
+
+    private static async Task<string> PublishAsync()
+    {
+        // bin/<Configuration>/net10.0 of this project → the same configuration of the server, already built (the project
+        // reference builds it first), so the publish only trims, compresses and copies.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+        var output = Path.Combine(AppContext.BaseDirectory, "published-server");
+        var webRoot = Path.Combine(output, "wwwroot");
+        if (Directory.Exists(webRoot)) Directory.Delete(webRoot, recursive: true);   // only this build's files are served
+        var project = Path.Combine(RepositoryRoot, "src", "Server", "WebDefense.Server.csproj");
+        var start = new ProcessStartInfo("dotnet", ["publish", project, "-c", configuration, "--no-build", "-o", output, "-nologo"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var publish = Process.Start(start) ?? throw new InvalidOperationException("could not start dotnet publish");
+        var stdout = publish.StandardOutput.ReadToEndAsync();
+        var stderr = publish.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        await publish.WaitForExitAsync(timeout.Token);
+        if (publish.ExitCode != 0) throw new InvalidOperationException($"dotnet publish failed ({publish.ExitCode}):\n{await stdout}\n{await stderr}");
+
+        // The SDK leaves "#[.{fingerprint}]" in index.html when it does not rewrite it for publish: the app then never loads.
+        var index = await File.ReadAllTextAsync(Path.Combine(webRoot, "index.html"));
+        if (index.Contains("#[", StringComparison.Ordinal)) throw new InvalidOperationException($"the published index.html kept its asset placeholders:\n{index}");
+        return output;
     }
 
     public HttpClient ApiClient()

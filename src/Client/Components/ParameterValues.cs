@@ -34,9 +34,11 @@ public sealed class ParameterValues
     }
 
     /// <summary>The client-side check of one value against its schema (the server checks again).</summary>
-    public string? Error(ParameterInfo p)
+    public string? Error(ParameterInfo p) => Error(p, _values[p.Name]);
+
+    /// <summary>The same check of a value about to be set (a field's own validation runs with it).</summary>
+    public static string? Error(ParameterInfo p, object? v)
     {
-        var v = _values[p.Name];
         switch (p.Kind)
         {
             case "integer" or "number":

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Components;
+using MudBlazor;
 using WebDefense.Client.Api;
 using WebDefense.Client.Components;
 
@@ -16,6 +17,10 @@ public partial class NewRun
     private static readonly string[] DataFields = ["cleanDatasetId", "testDatasetId", "backdoorTestDatasetId", "backdoorSamplesDatasetId", "trigger", "targetLabel"];
     private static readonly string[] TrainingSetFields = ["poisonedTrainDatasetId", "architecture", "numClasses", "modelId"];
     private static readonly string[] EvaluationFields = ["testDatasetId", "backdoorTestDatasetId", "trigger", "targetLabel"];
+    private static readonly string[] DefenseFields = ["defense", "seeds"];
+
+    /// <summary>Both steppers end on step 3, whose own button starts the run.</summary>
+    private const int LastStep = 3;
 
     [SupplyParameterFromQuery] public Guid? ModelId { get; set; }
 
@@ -70,7 +75,10 @@ public partial class NewRun
     private bool DataHasError => DataFields.Any(f => Error(f) is not null);
     private bool TrainingSetHasError => TrainingSetFields.Any(f => Error(f) is not null);
     private bool EvaluationHasError => EvaluationFields.Any(f => Error(f) is not null);
-    private bool DefenseHasError => Error("defense") is not null || Error("seeds") is not null || (_errors?.Keys.Any(k => k.StartsWith("parameters.", StringComparison.Ordinal)) ?? false);
+    /// <summary>The Defense step is marked while the server's last answer names one of its fields, or while a value is invalid now.</summary>
+    private bool DefenseHasError => Error("defense") is not null || Error("seeds") is not null
+        || (_errors?.Keys.Any(k => k.StartsWith("parameters.", StringComparison.Ordinal)) ?? false)
+        || _values?.IsValid == false || ParseSeeds(out _) is null;
 
     private string? Error(string field) => _errors?.FirstOrDefault(e => string.Equals(e.Key, field, StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault();
 
@@ -120,6 +128,21 @@ public partial class NewRun
 
     private void ModelChosen(Guid? id) => _modelId = id;
 
+    private void SeedsChanged(string? seeds)
+    {
+        _seeds = seeds ?? "";
+        FieldEdited("seeds");
+    }
+
+    /// <summary>An edited field's message from the last check goes; the field's own validation speaks for it from now on.</summary>
+    private void FieldEdited(string field)
+    {
+        var key = field == "seeds" ? field : $"parameters.{field}";
+        if (_errors is null || !_errors.Keys.Any(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase))) return;
+        _errors = _errors.Where(kv => !string.Equals(kv.Key, key, StringComparison.OrdinalIgnoreCase))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+    }
+
     private void ModelUploaded(ModelInfo model)
     {
         _models.Insert(0, model);
@@ -135,10 +158,19 @@ public partial class NewRun
 
     private string Name(Guid? id) => id is null ? "–" : _datasets.FirstOrDefault(d => d.Id == id)?.Name ?? Format.Short(id.Value);
 
-    private int[]? ParseSeeds(out string? error)
+    /// <summary>The seed field's own check as the user types (MudBlazor's validation would otherwise clear the mark on blur).</summary>
+    private Func<string?, string?> SeedsValidation => text =>
+    {
+        ParseSeeds(text ?? "", out var error);
+        return error;
+    };
+
+    private int[]? ParseSeeds(out string? error) => ParseSeeds(_seeds, out error);
+
+    private static int[]? ParseSeeds(string text, out string? error)
     {
         error = null;
-        var parts = _seeds.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var parts = text.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var seeds = new List<int>();
         foreach (var p in parts)
         {
@@ -155,20 +187,69 @@ public partial class NewRun
         return error is null ? seeds.ToArray() : null;
     }
 
+    /// <summary>
+    /// Next asks the stepper to complete the current step: refused while a field of that step is invalid, with the
+    /// messages put next to their fields. Going back is always allowed.
+    /// </summary>
+    private Task StepRequestedAsync(StepperInteractionEventArgs e)
+    {
+        if (e.Action != StepAction.Complete) return Task.CompletedTask;
+        if (e.StepIndex >= LastStep)
+        {
+            e.Cancel = true;   // the last step is completed by starting the run
+            return Task.CompletedTask;
+        }
+
+        // This step's messages are replaced by what the page finds now; other steps' messages (from the server) stay.
+        var errors = (_errors ?? new Dictionary<string, string[]>())
+            .Where(kv => !BelongsToStep(kv.Key, e.StepIndex))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+        var stepErrors = ClientErrors(e.StepIndex);
+        foreach (var (field, messages) in stepErrors) errors[field] = messages;
+        _errors = errors;
+        if (stepErrors.Count > 0) e.Cancel = true;
+        return Task.CompletedTask;
+    }
+
+    private bool BelongsToStep(string field, int step) => step switch
+    {
+        0 => (_goal == Goal.Train ? TrainingSetFields : ["modelId"]).Contains(field, StringComparer.OrdinalIgnoreCase),
+        1 => (_goal == Goal.Train ? EvaluationFields : DataFields).Contains(field, StringComparer.OrdinalIgnoreCase),
+        2 => DefenseFields.Contains(field, StringComparer.OrdinalIgnoreCase) || field.StartsWith("parameters.", StringComparison.OrdinalIgnoreCase),
+        _ => false,
+    };
+
+    /// <summary>What the page can check itself before asking the server, for one step (the server checks again).</summary>
+    private Dictionary<string, string[]> ClientErrors(int step)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.OrdinalIgnoreCase);
+        if (step == 0)
+        {
+            if (_goal == Goal.Purify && _modelId is null) errors["modelId"] = ["choose or upload a model"];
+            if (_goal == Goal.Train && _poisonedId is null) errors["poisonedTrainDatasetId"] = ["choose or upload a poisoned training set"];
+            if (_goal == Goal.Train && string.IsNullOrEmpty(_architecture)) errors["architecture"] = ["choose an architecture"];
+        }
+        else if (step == 2)
+        {
+            ParseSeeds(out var seedError);
+            if (seedError is not null) errors["seeds"] = [seedError];
+            foreach (var p in _values?.Schema ?? []) if (_values!.Error(p) is { } e) errors[$"parameters.{p.Name}"] = [e];
+        }
+
+        return errors;
+    }
+
     private async Task StartAsync()
     {
         _startError = null;
-        var seeds = ParseSeeds(out var seedError);
-        var errors = new Dictionary<string, string[]>();
-        if (seedError is not null) errors["seeds"] = [seedError];
-        if (_goal == Goal.Purify && _modelId is null) errors["modelId"] = ["choose or upload a model"];
-        if (_goal == Goal.Train && _poisonedId is null) errors["poisonedTrainDatasetId"] = ["choose or upload a poisoned training set"];
-        if (_goal == Goal.Train && string.IsNullOrEmpty(_architecture)) errors["architecture"] = ["choose an architecture"];
-        foreach (var p in _values?.Schema ?? []) if (_values!.Error(p) is { } e) errors[$"parameters.{p.Name}"] = [e];
+        var seeds = ParseSeeds(out _);
+        var errors = new Dictionary<string, string[]>(StringComparer.OrdinalIgnoreCase);
+        foreach (var step in new[] { 0, 2 }) foreach (var (field, messages) in ClientErrors(step)) errors[field] = messages;
         if (seeds is null || _values is null || errors.Count > 0)
         {
             _errors = errors;
             _startError = "Fix the marked fields first.";
+            _step = errors.Keys.Any(k => BelongsToStep(k, 0)) ? 0 : 2;
             return;
         }
 

@@ -17,11 +17,19 @@ public static class DashboardHosting
         return builder;
     }
 
+    private static readonly StaticFileOptions Revalidated = new()
+    {
+        OnPrepareResponse = file => file.Context.Response.Headers.CacheControl = "no-cache",
+    };
+
     public static WebApplication MapDashboard(this WebApplication app)
     {
-        app.UseStaticFiles();      // wwwroot/ at the repository root (the dashboard's style sheet)
-        app.MapStaticAssets();     // the WebAssembly app and MudBlazor's files
-        app.MapFallbackToFile("index.html");
+        // wwwroot/ at the repository root (the dashboard's style sheet): not fingerprinted, so browsers revalidate it.
+        app.UseStaticFiles(Revalidated);
+        // The WebAssembly app and MudBlazor's files: fingerprinted files cached for a year, precompressed br/gzip.
+        app.MapStaticAssets();
+        // index.html names this version's fingerprinted files: never served from a cache without asking.
+        app.MapFallbackToFile("index.html", Revalidated);
         // Unknown API paths stay 404 ProblemDetails rather than the app's page.
         app.MapFallback("/api/{**path}", () => Results.Problem("no such API endpoint", statusCode: StatusCodes.Status404NotFound));
         return app;
