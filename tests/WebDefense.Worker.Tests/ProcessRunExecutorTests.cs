@@ -53,7 +53,7 @@ public partial class ProcessRunExecutorTests(WorkerFixture data, ITestOutputHelp
         Assert.Contains(events, e => e is PointEvent);
         Assert.Contains(events, e => e is MetricsEvent { Stage: "after" });
         Assert.True(File.Exists(Path.Combine(spec.OutputDirectory, "spec.json")));
-        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, result.Completed!.ModelFile), WorkerFixture.Declaration);
+        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, result.Completed!.ModelFile!), WorkerFixture.Declaration);
         output.WriteLine($"child: ASR {result.Completed.Before!.Asr:P1} → {result.Completed.After!.Asr:P1}");
         Assert.Equal(data.Original.Asr!.Value, result.Completed.Before.Asr!.Value, 6);
         Assert.Equal(result.Completed.After.Asr!.Value, Evaluator.Evaluate(purified.Classifier, data.Test, data.BackdoorTest, 0).Asr!.Value, 6);

@@ -82,7 +82,7 @@ public class RunWorkerTests(WorkerFixture data, ITestOutputHelper output)
         Assert.True(code == 0, string.Join("\n", events.OfType<FailedEvent>().Select(f => f.Error)));
         var completed = Assert.IsType<CompletedEvent>(events[^1]);
         Assert.Contains(events, e => e is LogEvent l && l.Message.Contains("triggered copies of the clean data", StringComparison.Ordinal));
-        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile), WorkerFixture.Declaration);
+        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile!), WorkerFixture.Declaration);
         var m = Evaluator.Evaluate(purified.Classifier, data.Test, data.BackdoorTest, 0);
         output.WriteLine($"Grad-Prune: ACC {data.Original.Acc:P1} → {m.Acc:P1}, ASR {data.Original.Asr:P1} → {m.Asr:P1}, RA → {m.Ra:P1}");
         Assert.Equal(completed.After!.Asr!.Value, m.Asr!.Value, 6);
@@ -120,7 +120,7 @@ public class RunWorkerTests(WorkerFixture data, ITestOutputHelper output)
         using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(spec.OutputDirectory, "metrics.json")));
         Assert.Equal(defense, metrics.RootElement.GetProperty("defense").GetString());
         Assert.False(string.IsNullOrEmpty(metrics.RootElement.GetProperty("chosen").GetProperty("rule").GetString()));
-        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile), WorkerFixture.Declaration);
+        using var purified = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile!), WorkerFixture.Declaration);
         var m = Evaluator.Evaluate(purified.Classifier, data.Test, data.BackdoorTest, 0);
         output.WriteLine($"{defense}: ACC {data.Original.Acc:P1} → {m.Acc:P1}, ASR {data.Original.Asr:P1} → {m.Asr:P1}");
         Assert.Equal(completed.After!.Asr!.Value, m.Asr!.Value, 6);

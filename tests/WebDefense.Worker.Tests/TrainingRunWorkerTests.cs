@@ -94,7 +94,7 @@ public class TrainingRunWorkerTests(WorkerFixture data, ITestOutputHelper output
         Assert.True(root.GetProperty("timings").GetProperty("undefendedSeconds").GetDouble() > 0);
         Assert.Contains("likely_clean", File.ReadLines(Path.Combine(spec.OutputDirectory, "metrics.csv")).First());
 
-        using var model = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile), WorkerFixture.Declaration);
+        using var model = ModelLoader.Load(Path.Combine(spec.OutputDirectory, completed.ModelFile!), WorkerFixture.Declaration);
         var m = Evaluator.Evaluate(model.Classifier, data.Test, data.BackdoorTest, 0);
         output.WriteLine($"AdvrBD (tiny schedule): {suspected} suspected, {caught} of 120 poisoned; undefended {completed.Before} → {m}");
         Assert.Equal(completed.After.Acc, m.Acc, 6);
