@@ -108,12 +108,17 @@ internal static class ScanCommand
         }
     }
 
-    /// <summary>--model FILE (TorchScript, or a state dict with --architecture) --clean F [--test F --backdoor-test F] --target N (omit for a clean model) --name NAME.</summary>
+    /// <summary>
+    /// --model FILE (any checkpoint the loader reads; --architecture when it cannot tell) --clean F [--test F --backdoor-test F]
+    /// --target N (omit for a clean model) --name NAME [--input 3,32,32 --mean a,b,c --std a,b,c].
+    /// </summary>
     private static void RunOnFile(ExperimentOptions options, string file, Func<string, string, string, string, int, bool> has, Action<Row> append)
     {
         var shape = options.Text("input", "3,32,32").Split(',').Select(int.Parse).ToArray();
         var architecture = options.Text("architecture", "") is { Length: > 0 } a ? a : null;
-        using var loaded = ModelLoader.Load(file, new ModelDeclaration(architecture, options.Int("classes", 10), InputSpec.Create(shape[0], shape[1], shape[2])));
+        float[]? Floats(string key) => options.Text(key, "") is { Length: > 0 } v ? v.Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray() : null;
+        var input = InputSpec.Create(shape[0], shape[1], shape[2], Floats("mean"), Floats("std"));
+        using var loaded = ModelLoader.Load(file, new ModelDeclaration(architecture, options.Int("classes", 10), input));
         using var clean = DatasetReader.Read(options.Text("clean", ""));
         using var test = options.Text("test", "") is { Length: > 0 } t ? DatasetReader.Read(t) : null;
         using var bd = options.Text("backdoor-test", "") is { Length: > 0 } b ? DatasetReader.Read(b) : null;
@@ -163,6 +168,13 @@ internal static class ScanCommand
         static string P(double? v) => v is { } x ? (x * 100).ToString("0.0", CultureInfo.InvariantCulture) : "–";
         static string N(double? v, string f = "0.00") => v?.ToString(f, CultureInfo.InvariantCulture) ?? "–";
         var s = new StringBuilder();
+        s.AppendLine("# The backdoor scan: detection and scan-assisted purification").AppendLine();
+        s.AppendLine("Written by `dotnet run --project tools/Experiments -c Release -- scan … --out docs/results/scan.md` from the log of every run");
+        s.AppendLine("(`artifacts/experiments/scan.jsonl`); the commands that filled the log are listed under \"How these numbers were made\".");
+        s.AppendLine("Scan settings: the defaults (300 steps per label, batch 32, log-scale anomaly index > 2 and mask ≤ 0.25 × median,");
+        s.AppendLine("20% of the clean data held out); see [docs/defenses/scan.md](../defenses/scan.md). \"est. ASR\" is the named label's reconstructed");
+        s.AppendLine("trigger on the held-out clean images; ACC/ASR are the model's on the test sets with the real trigger (reporting only).");
+        s.AppendLine("Times are wall seconds on the 2-core development machine while other work shared it.").AppendLine();
         s.AppendLine("## Detection").AppendLine();
         s.AppendLine("| model | kind | seed | true target | named | flagged | anomaly index of the true target | its mask (px) | median mask (px) | est. ASR | ACC | ASR (real trigger) | seconds |");
         s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");

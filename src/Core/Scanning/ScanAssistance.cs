@@ -15,7 +15,7 @@ public static class ScanAssistance
         "Without backdoor samples (no trigger, no triggered images): scan the model for a backdoor first (Neural Cleanse) and, when one is suspected, stamp the clean data with the reconstructed trigger, so the selection sees an estimated validation ASR and the outcome is estimated on held-out clean images.");
 
     public static ParameterSpec MaxValAsr { get; } = ParameterSpec.Number(MaxValAsrParameter, 0.10, 0.0, 1.0,
-        "With a validation ASR (from a trigger, triggered images or the scan): keep the smallest pruning level, or the best-ACC epoch, whose validation ASR is at most this while validation ACC stays within the bound; when none gets there, the lowest validation ASR. 1 selects on ACC alone.");
+        "With a validation ASR (from a trigger, triggered images or the scan): keep the smallest pruning level whose validation ASR is at most this while validation ACC stays within the bound (none: the lowest validation ASR within the bound), or the best-ACC epoch among those at most this (none: the best-ACC epoch). 1 selects on ACC alone.");
 
     /// <summary>The ASR bound of the selection, or null when the parameters turn ASR-aware selection off (max_val_asr = 1).</summary>
     public static double? SelectionBound(DefenseParameters parameters) =>

@@ -7,7 +7,7 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// the rule takes the LARGEST level such that it and all smaller levels keep validation ACC within
 /// <c>maxAccDrop</c> of the unpruned model's. With a validation ASR (triggered validation images) and an ASR bound
 /// <c>maxAsr</c>, it takes instead, among those same levels, the SMALLEST whose validation ASR is at most the bound, or
-/// when none is, the one with the lowest validation ASR (ties → the smaller level).
+/// when none is, the one with the lowest validation ASR (ties → the larger level, as the ACC rule would prune).
 /// </summary>
 public static class PruningSweep
 {
@@ -49,7 +49,8 @@ public static class PruningSweep
             var first = withinAcc.FirstOrDefault(p => p.Asr <= bound, (Asr: double.NaN, Index: -1));
             var (asrIndex, how) = first.Index >= 0
                 ? (first.Index, $"smallest pruning whose validation ASR ({first.Asr * 100:0.0}%) is at most {bound * 100:0.##}%")
-                : (withinAcc.MinBy(p => p.Asr).Index, $"no level within the ACC bound brings validation ASR to {bound * 100:0.##}%: lowest validation ASR ({withinAcc.Min(p => p.Asr) * 100:0.0}%)");
+                : (withinAcc.OrderBy(p => p.Asr).ThenByDescending(p => p.Index).First().Index,
+                   $"no level within the ACC bound brings validation ASR to {bound * 100:0.##}%: lowest validation ASR ({withinAcc.Min(p => p.Asr) * 100:0.0}%, ties → the larger level)");
             return new Result(points, asrIndex, $"{how}, validation ACC {points[asrIndex].Item2.Acc * 100:0.0}% within {maxAccDrop * 100:0.##} points of the unpruned model's ({baseline * 100:0.0}%)");
         }
 

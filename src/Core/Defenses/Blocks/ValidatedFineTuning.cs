@@ -11,7 +11,8 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// candidate) and keeps either the epoch with the highest validation ACC (ties go to the later epoch: more
 /// fine-tuning at equal clean accuracy) or, as the BackdoorBench trainers do, the last epoch. With a validation ASR
 /// and an ASR bound (<see cref="DefenseContext.MaxValidationAsr"/>), the best epoch is the highest-ACC epoch among those
-/// whose validation ASR is at most the bound, or when none is, the epoch with the lowest validation ASR.
+/// whose validation ASR is at most the bound and whose validation ACC is within <see cref="MaxAccDropForAsr"/> of the
+/// starting model's; when none is, the highest-ACC epoch as without the bound.
 /// </summary>
 public sealed class ValidatedFineTuning
 {
@@ -30,6 +31,9 @@ public sealed class ValidatedFineTuning
     public Action? AfterStep { get; init; }
     public string Phase { get; init; } = "fine-tune";
 
+    /// <summary>An epoch chosen for its validation ASR may lose at most this much validation ACC against the starting model (the pruning defenses' default bound).</summary>
+    public const double MaxAccDropForAsr = 0.03;
+
     public Result Run(DefenseContext context)
     {
         var observer = context.Observer;
@@ -47,12 +51,13 @@ public sealed class ValidatedFineTuning
             BeforeStep = BeforeStep,
             AfterStep = AfterStep,
             // Lower is better; the tiny epoch term makes a tie in ACC go to the later epoch (ACC steps are ≥ 1/|val| ≫ 1e-9).
-            // With an ASR bound, every epoch that meets it (score ≤ 0) beats every epoch that does not (score ≥ 1).
+            // With an ASR bound, every epoch that meets it (score ≤ −2) beats every epoch that does not (score ≥ −1).
             Validate = () =>
             {
                 var s = Validation.Score(Model);
                 scores.Add(s);
-                return asrBound is { } bound && s.Asr is { } asr && asr > bound ? 1 + asr - 1e-9 * scores.Count : -s.Acc - 1e-9 * scores.Count;
+                var meets = asrBound is { } bound && s.Asr is { } asr && asr <= bound && start.Acc - s.Acc <= MaxAccDropForAsr;
+                return (meets ? -2 : 0) - s.Acc - 1e-9 * scores.Count;
             },
             // The loop restores the best epoch's state when patience is set; an unreachable patience never stops early.
             Patience = KeepBest ? int.MaxValue : null,
@@ -69,9 +74,9 @@ public sealed class ValidatedFineTuning
         var chosen = KeepBest ? history.Last(e => e.Improved).Epoch : history.Count - 1;
         var rule = !KeepBest ? $"last {Phase} epoch ({history.Count}), as the reference"
             : asrBound is { } b && scores[chosen].Asr is { } chosenAsr
-                ? chosenAsr <= b
-                    ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%)"
-                    : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}%, lowest validation ASR ({chosenAsr * 100:0.0}%)"
+                ? chosenAsr <= b && start.Acc - scores[chosen].Acc <= MaxAccDropForAsr
+                    ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%) within {MaxAccDropForAsr * 100:0} points of the starting model's ACC ({start.Acc * 100:0.0}%)"
+                    : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}% within {MaxAccDropForAsr * 100:0} points of the starting ACC (this one: ASR {chosenAsr * 100:0.0}%), so the highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
                 : $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)";
         return new Result(points, chosen + 1, scores[chosen], rule, history.Count);
     }
