@@ -15,8 +15,10 @@ public sealed record ModelInfo(
 
 public sealed record ArchitectureInfo(string Name, string Description);
 
+/// <summary>A data set; <see cref="ClassNames"/> (the folder of label i at index i) only in the answer to uploading a class-folder archive.</summary>
 public sealed record DatasetInfo(
-    Guid Id, string Name, string Kind, string FileName, int Count, int[] Shape, long[] Classes, string Sha256, long SizeBytes, DateTimeOffset CreatedAt);
+    Guid Id, string Name, string Kind, string FileName, int Count, int[] Shape, long[] Classes, string Sha256, long SizeBytes, DateTimeOffset CreatedAt,
+    string[]? ClassNames = null);
 
 public sealed record ParameterInfo(string Name, string Kind, JsonElement Default, string Help, double? Min, double? Max, string[]? Choices);
 
