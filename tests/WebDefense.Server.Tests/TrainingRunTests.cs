@@ -105,7 +105,7 @@ public sealed class TrainingRunTests
         Assert.Equal(runId, Assert.Single(list.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
         Assert.Equal(postRun, Assert.Single(JsonDocument.Parse(await client.GetStringAsync("/api/runs?kind=post-training")).RootElement.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
         var csv = (await client.GetStringAsync("/api/runs/export.csv?defense=advrbd")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.EndsWith(",kind,architecture,poisoned_train_dataset_id,suspected,detection_precision,detection_recall", csv[0]);
+        Assert.EndsWith(",kind,architecture,poisoned_train_dataset_id,suspected,detection_precision,detection_recall,outcome,outcome_basis,model_changed,estimated_asr_before,estimated_asr_after", csv[0]);
         Assert.Contains($",training-time,smallcnn,{train},{suspected},", csv[1]);
         Assert.StartsWith($"{runId},,Succeeded,advrbd,,,3,0,", csv[1]);
 

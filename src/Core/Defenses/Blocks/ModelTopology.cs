@@ -75,7 +75,10 @@ public sealed class ModelTopology
     /// <summary>Conv name → name of the BN whose input is exactly that conv's output, from one traced forward pass.</summary>
     private static Dictionary<string, string> ConvToBatchNorm(Classifier model)
     {
-        var convOutputs = new Dictionary<IntPtr, string>();
+        // Keyed by the tensor object, not its native handle: a conv output freed inside a block (a pre-activation
+        // block adds it to the shortcut) can have its handle reused by a later tensor, which then looked like that
+        // conv's output to the next BN (seen once under a parallel test load: layer2.0.conv2 → layer3.0.bn1).
+        var convOutputs = new Dictionary<Tensor, string>(ReferenceEqualityComparer.Instance);
         var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
         var removers = new List<Action>();
         foreach (var (name, module) in model.Module.named_modules())
@@ -84,7 +87,7 @@ public sealed class ModelTopology
             {
                 var remover = conv.register_forward_hook((_, _, output) =>
                 {
-                    convOutputs[output.Handle] = name;
+                    convOutputs[output] = name;
                     return output;
                 });
                 removers.Add(remover.remove);
@@ -93,7 +96,7 @@ public sealed class ModelTopology
             {
                 var remover = norm.register_forward_pre_hook((_, input) =>
                 {
-                    if (convOutputs.TryGetValue(input.Handle, out var convName)) pairs.TryAdd(convName, name);
+                    if (convOutputs.TryGetValue(input, out var convName)) pairs.TryAdd(convName, name);
                     return input;
                 });
                 removers.Add(remover.remove);
