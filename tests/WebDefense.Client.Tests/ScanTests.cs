@@ -35,7 +35,7 @@ public sealed class ScanTests : DashboardTest
 
         Assert.True(run.IsScan);
         var scan = run.Scan!;
-        Assert.Contains($"Backdoor suspected towards label {scan.TargetLabel}", page.Find("[data-testid=scan-verdict]").TextContent);
+        Assert.Contains($"Backdoor suspected towards label {scan.TargetLabel} (anomaly index", page.Find("[data-testid=scan-verdict]").TextContent);
         Assert.Equal(scan.Labels.Length, page.FindAll("[data-testid=anomaly-chart] rect").Count);
         // The flagged label is drawn red and listed first, with its three images served from the run's scan artifacts.
         Assert.Equal(scan.Labels.Count(l => l.Flagged), page.FindAll("[data-testid=anomaly-chart] rect[fill='#d32f2f']").Count);
@@ -67,6 +67,9 @@ public sealed class ScanTests : DashboardTest
         Assert.DoesNotContain("(estimated)", chip.TextContent);
         Assert.Contains(run.Outcome.Summary!, page.Find("[data-testid=outcome-summary]").TextContent);
         Assert.Contains("Backdoor scan before the defense", page.Find("[data-testid=scan-panel]").TextContent);
+        // The step list has the scan's three steps before the defense's own.
+        var steps = page.FindAll("[data-testid=steps] .mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
+        Assert.Equal(["invert triggers", "anomaly index", "estimate ASR"], steps[..3]);
         Assert.NotEmpty(page.FindAll("[data-testid=download-model]"));
     }
 
