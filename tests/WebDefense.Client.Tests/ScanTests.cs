@@ -14,16 +14,7 @@ namespace WebDefense.Client.Tests;
 /// </summary>
 public sealed class ScanTests : DashboardTest
 {
-    private void ServeRun(string runJson, string trajectoryJson)
-    {
-        var run = JsonSerializer.Deserialize<RunInfo>(runJson, WebDefenseApi.Json)!;
-        Api.Json("GET", $"/api/runs/{run.Id}", runJson)
-            .Json("GET", $"/api/runs/{run.Id}/trajectory", trajectoryJson)
-            .Json("GET", $"/api/runs/{run.Id}/artifacts/log", "2026-12-07T14:00:00Z worker process started\n", type: "text/plain")
-            .Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
-            .Json("GET", "/api/models", Fixtures.Text("models.json"))
-            .Json("GET", "/api/datasets", Fixtures.Text("datasets.json"));
-    }
+    private void ServeRun(string runJson, string trajectoryJson) => ServeRun(runJson, trajectoryJson, Fixtures.Text("datasets.json"));
 
     [Fact]
     public void A_scan_run_shows_the_verdict_the_anomaly_chart_and_every_labels_trigger_images_and_offers_no_model()

@@ -99,6 +99,18 @@ public abstract class DashboardTest : IAsyncLifetime
         where T : Microsoft.AspNetCore.Components.IComponent =>
         parameters is null ? Context.Render<T>() : Context.Render<T>(parameters);
 
+    /// <summary>Serves what the run page loads for a captured run: the run, its trajectory, a log line, defenses, models and the given data sets.</summary>
+    protected void ServeRun(string runJson, string trajectoryJson, string datasetsJson)
+    {
+        var run = JsonSerializer.Deserialize<RunInfo>(runJson, WebDefenseApi.Json)!;
+        Api.Json("GET", $"/api/runs/{run.Id}", runJson)
+            .Json("GET", $"/api/runs/{run.Id}/trajectory", trajectoryJson)
+            .Json("GET", $"/api/runs/{run.Id}/artifacts/log", "2026-11-24T09:20:02Z worker process started\n", type: "text/plain")
+            .Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", Fixtures.Text("models.json"))
+            .Json("GET", "/api/datasets", datasetsJson);
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync() => await Context.DisposeAsync();

@@ -40,16 +40,7 @@ public sealed class TrainingTimeTests : DashboardTest
         return popovers.FindAll(".mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
     }
 
-    private void ServeRun(string runJson, string trajectoryJson)
-    {
-        var run = JsonSerializer.Deserialize<RunInfo>(runJson, WebDefenseApi.Json)!;
-        Api.Json("GET", $"/api/runs/{run.Id}", runJson)
-            .Json("GET", $"/api/runs/{run.Id}/trajectory", trajectoryJson)
-            .Json("GET", $"/api/runs/{run.Id}/artifacts/log", "2026-11-24T09:20:02Z worker process started\n", type: "text/plain")
-            .Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
-            .Json("GET", "/api/models", Fixtures.Text("models.json"))
-            .Json("GET", "/api/datasets", Fixtures.Text("poisoned-train-datasets.json"));
-    }
+    private void ServeRun(string runJson, string trajectoryJson) => ServeRun(runJson, trajectoryJson, Fixtures.Text("poisoned-train-datasets.json"));
 
     [Fact]
     public void The_training_flow_posts_a_training_set_and_an_architecture_and_no_model()

@@ -1,15 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
 using WebDefense.Core.Defenses.Framework;
-using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
-using WebDefense.Core.Models.Zoo;
 using WebDefense.Core.Scanning;
 
 namespace WebDefense.Core.Runs;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
+using WebDefense.Core.Defenses;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Scanning;
@@ -16,7 +17,7 @@ public static partial class RunWorker
     /// </summary>
     private static int ExecuteScan(RunSpec spec, string device, RunLog log, Stopwatch total, CancellationToken ct)
     {
-        var description = new BackdoorScan();
+        var description = DefenseCatalog.Scan;
         var parameters = DefenseParameters.Resolve(description.Parameters, spec.Parameters.ToDictionary(kv => kv.Key, kv => (object)kv.Value));
         var input = CreateInput(spec.Model);
         var trigger = spec.TriggerJson is { } json ? TriggerSpec.FromJson(json) : null;

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using TorchSharp;
 using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses;
@@ -10,7 +8,6 @@ using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Models.Zoo;
-using WebDefense.Core.Scanning;
 
 namespace WebDefense.Core.Runs;
 

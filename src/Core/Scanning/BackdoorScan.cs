@@ -161,16 +161,13 @@ public sealed class BackdoorScan : IDefenseDescription
     /// </summary>
     public static double? EstimateAsr(Classifier model, ImageDataset clean, TriggerSpec trigger, int label)
     {
-        var labels = clean.Labels.data<long>().ToArray();
-        var rows = Enumerable.Range(0, labels.Length).Where(i => labels[i] != label).Select(i => (long)i).ToArray();
-        if (rows.Length == 0)
+        if (clean.Labels.data<long>().All(l => l == label))
         {
             return null;
         }
 
-        using var others = clean.Subset(rows);
-        using var stamped = trigger.ApplyTo(others.Images);
-        var predictions = Evaluator.Predict(model, stamped);
-        return predictions.Count(p => p == label) / (double)predictions.Length;
+        // The same set and metric as the real ASR: BackdoorBench's bd-test construction with the label as the target.
+        using var stamped = BackdoorTestSet.Build(clean, trigger, label);
+        return Evaluator.AttackMetrics(Evaluator.Predict(model, stamped.Data.Images), stamped.Data.Labels.data<long>().ToArray(), label).Asr;
     }
 }

@@ -120,7 +120,7 @@ public static class DefenseRunner
             if (scanFirst)
             {
                 // The scan's own Random, so that the defense's draws stay those of a run with backdoor samples.
-                scan = BackdoorScan.Run(request.Model, request.CleanData, DefenseParameters.Resolve(new BackdoorScan().Parameters), new Random(request.Seed),
+                scan = BackdoorScan.Run(request.Model, request.CleanData, DefenseParameters.Resolve(DefenseCatalog.Scan.Parameters), new Random(request.Seed),
                     request.Observer, request.Cancellation, stepOffset: 0, stepCount: BackdoorScanSteps + request.Defense.Steps.Count);
                 holdout = request.CleanData.Subset(scan.HoldoutRows);
                 if (scan.Trigger is { } reconstructed && scan.TargetLabel is { } suspected)
