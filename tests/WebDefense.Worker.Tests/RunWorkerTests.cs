@@ -97,13 +97,14 @@ public class RunWorkerTests(WorkerFixture data, ITestOutputHelper output)
     [InlineData("clp")]
     [InlineData("anp")]
     [InlineData("ft-sam")]
+    [InlineData("nc")]
     public void Every_baseline_runs_as_a_worker_job_and_its_artifact_is_the_model_it_measured(string defense)
     {
         // Small schedules: the Core tests check what each defense achieves; this checks the job path for each.
         Dictionary<string, object> parameters = defense switch
         {
             "tsbd" => new() { ["unlearning_epochs"] = 3, ["ft_epochs"] = 1, ["neuron_ratios"] = "0.05,0.1,0.2" },
-            "ft" or "ft-sam" => new() { ["epochs"] = 2 },
+            "ft" or "ft-sam" or "nc" => new() { ["epochs"] = 2 },
             "fp" => new() { ["epochs"] = 1 },
             "nad" => new() { ["te_epochs"] = 1, ["epochs"] = 1 },
             "anp" => new() { ["nb_iter"] = 20 },

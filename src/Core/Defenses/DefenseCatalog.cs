@@ -6,7 +6,7 @@ namespace WebDefense.Core.Defenses;
 public static class DefenseCatalog
 {
     public static IReadOnlyList<IDefense> All { get; } =
-        [new GradPruneDefense(), new RnpDefense(), new TsbdDefense(), new FtDefense(), new FpDefense(), new NadDefense(), new ClpDefense(), new AnpDefense(), new FtSamDefense()];
+        [new GradPruneDefense(), new RnpDefense(), new TsbdDefense(), new FtDefense(), new FpDefense(), new NadDefense(), new ClpDefense(), new AnpDefense(), new FtSamDefense(), new NcDefense()];
 
     /// <summary>The training-time defenses: they train a model from an untrusted training set instead of purifying one.</summary>
     public static IReadOnlyList<ITrainingDefense> TrainingTime { get; } = [new AdvrBdDefense()];

@@ -36,4 +36,14 @@ public class AsrSelectionTests
         double[] flat = [1.0, 1.0, 1.0, 1.0, 1.0];
         Assert.Equal(3, Sweep(acc, flat, maxAsr: 0.10).ChosenIndex); // an ASR that never moves: as far as the ACC rule
     }
+
+    [Theory]
+    [InlineData(0.98, 50, 0.0596)] // a lucky start on 50 images: 2·1.98% + 2% → an epoch two images down (94%) still counts
+    [InlineData(0.90, 50, 0.1049)] // 2·4.24% + 2%
+    [InlineData(0.90, 500, 0.03)]  // a slice of 500 resolves better than 3 points: the constant holds
+    [InlineData(1.00, 50, 0.03)]
+    public void An_epoch_chosen_for_its_asr_may_lose_three_points_or_the_validation_slices_resolution(double start, int images, double expected)
+    {
+        Assert.Equal(expected, ValidatedFineTuning.AccTolerance(start, images), 4);
+    }
 }

@@ -11,7 +11,7 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// candidate) and keeps either the epoch with the highest validation ACC (ties go to the later epoch: more
 /// fine-tuning at equal clean accuracy) or, as the BackdoorBench trainers do, the last epoch. With a validation ASR
 /// and an ASR bound (<see cref="DefenseContext.MaxValidationAsr"/>), the best epoch is the highest-ACC epoch among those
-/// whose validation ASR is at most the bound and whose validation ACC is within <see cref="MaxAccDropForAsr"/> of the
+/// whose validation ASR is at most the bound and whose validation ACC is within <see cref="AccTolerance"/> of the
 /// starting model's; when none is, the highest-ACC epoch as without the bound.
 /// </summary>
 public sealed class ValidatedFineTuning
@@ -31,14 +31,24 @@ public sealed class ValidatedFineTuning
     public Action? AfterStep { get; init; }
     public string Phase { get; init; } = "fine-tune";
 
-    /// <summary>An epoch chosen for its validation ASR may lose at most this much validation ACC against the starting model (the pruning defenses' default bound).</summary>
+    /// <summary>An epoch chosen for its validation ASR may lose at least this much validation ACC against the starting model (the pruning defenses' default bound).</summary>
     public const double MaxAccDropForAsr = 0.03;
+
+    /// <summary>
+    /// How much validation ACC an epoch chosen for its validation ASR may lose against the starting model: 3 points, or
+    /// the slice's own resolution when that is coarser, two standard errors of the starting accuracy on its n images
+    /// plus one image (2·√(p(1−p)/n) + 1/n). On 50 images a lucky 98% start would otherwise rule out every epoch at
+    /// 94%, two images down, and keep an epoch whose estimated ASR is 96% over epochs at 2%.
+    /// </summary>
+    public static double AccTolerance(double startAcc, int images) =>
+        images <= 0 ? MaxAccDropForAsr : Math.Max(MaxAccDropForAsr, 2 * Math.Sqrt(startAcc * (1 - startAcc) / images) + 1.0 / images);
 
     public Result Run(DefenseContext context)
     {
         var observer = context.Observer;
         var start = Validation.Score(Model);
         var asrBound = start.Asr is not null ? context.MaxValidationAsr : null;
+        var tolerance = AccTolerance(start.Acc, Validation.Clean.Count);
         var points = new List<TrajectoryPoint> { Point(0, start, "before fine-tuning") };
         observer.Point(points[0]);
         var scores = new List<ValidationScores>();
@@ -56,7 +66,7 @@ public sealed class ValidatedFineTuning
             {
                 var s = Validation.Score(Model);
                 scores.Add(s);
-                var meets = asrBound is { } bound && s.Asr is { } asr && asr <= bound && start.Acc - s.Acc <= MaxAccDropForAsr;
+                var meets = asrBound is { } bound && s.Asr is { } asr && asr <= bound && start.Acc - s.Acc <= tolerance + 1e-9;
                 return (meets ? -2 : 0) - s.Acc - 1e-9 * scores.Count;
             },
             // The loop restores the best epoch's state when patience is set; an unreachable patience never stops early.
@@ -74,9 +84,9 @@ public sealed class ValidatedFineTuning
         var chosen = KeepBest ? history.Last(e => e.Improved).Epoch : history.Count - 1;
         var rule = !KeepBest ? $"last {Phase} epoch ({history.Count}), as the reference"
             : asrBound is { } b && scores[chosen].Asr is { } chosenAsr
-                ? chosenAsr <= b && start.Acc - scores[chosen].Acc <= MaxAccDropForAsr
-                    ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%) within {MaxAccDropForAsr * 100:0} points of the starting model's ACC ({start.Acc * 100:0.0}%)"
-                    : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}% within {MaxAccDropForAsr * 100:0} points of the starting ACC (this one: ASR {chosenAsr * 100:0.0}%), so the highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
+                ? chosenAsr <= b && start.Acc - scores[chosen].Acc <= tolerance + 1e-9
+                    ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%) within {tolerance * 100:0.#} points of the starting model's ACC ({start.Acc * 100:0.0}%)"
+                    : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}% within {tolerance * 100:0.#} points of the starting ACC (this one: ASR {chosenAsr * 100:0.0}%), so the highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
                 : $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)";
         return new Result(points, chosen + 1, scores[chosen], rule, history.Count);
     }

@@ -36,6 +36,13 @@ public static class ValidationSlice
     /// </summary>
     public static (ImageDataset Train, ValidationSet Validation) Holdout(DefenseContext context, double valFraction)
     {
+        var (trainRows, valRows) = HoldoutRows(context, valFraction);
+        return (context.CleanData.Subset(trainRows), Build(context, valRows));
+    }
+
+    /// <summary>The stratified hold-out's row indices into the clean data (training rows, validation rows).</summary>
+    public static (long[] Train, long[] Validation) HoldoutRows(DefenseContext context, double valFraction)
+    {
         var labels = context.CleanData.Labels.data<long>().ToArray();
         var (trainRows, valRows) = DataSplits.Holdout(labels, valFraction, context.Random);
         if (trainRows.Length == 0 || valRows.Length == 0)
@@ -43,6 +50,6 @@ public static class ValidationSlice
             throw new DefenseInputException($"the clean data ({labels.Length} images) is too small to hold out a validation slice; give at least two images per class");
         }
 
-        return (context.CleanData.Subset(trainRows), Build(context, valRows));
+        return (trainRows, valRows);
     }
 }
