@@ -15,41 +15,13 @@ public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) 
     [Fact]
     public async Task A_run_without_a_trigger_shows_the_scan_and_its_estimated_outcome()
     {
-        using var api = server.ApiClient();
-        var model = JsonDocument.Parse(await api.GetStringAsync("/api/models")).RootElement[0].GetProperty("id").GetGuid();
-        var datasets = JsonDocument.Parse(await api.GetStringAsync("/api/datasets")).RootElement.EnumerateArray().ToList();
-        Guid Of(string kind) => datasets.First(d => d.GetProperty("kind").GetString() == kind).GetProperty("id").GetGuid();
         // No trigger, no triggered images, no backdoor test set: the scan's estimate is all there is.
-        var start = await api.PostAsJsonAsync("/api/runs", new
-        {
-            modelId = model, defense = "ft", cleanDatasetId = Of("clean"), testDatasetId = Of("test"), seed = 1,
-            parameters = new Dictionary<string, object> { ["epochs"] = 2 },
-        });
-        Assert.True(start.IsSuccessStatusCode, await start.Content.ReadAsStringAsync());
-        var runId = JsonDocument.Parse(await start.Content.ReadAsStringAsync()).RootElement.GetProperty("runIds")[0].GetGuid();
-        var deadline = DateTime.UtcNow.AddMinutes(10);
-        JsonElement run;
-        do
-        {
-            await Task.Delay(1000);
-            run = JsonDocument.Parse(await api.GetStringAsync($"/api/runs/{runId}")).RootElement.Clone();
-        }
-        while (run.GetProperty("status").GetString() is "Queued" or "Running" && DateTime.UtcNow < deadline);
-        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.ToString());
-
-        await using var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
-        });
-        context.SetDefaultTimeout(30_000);
+        var runId = await RunAsync("ft", withBackdoorTest: false, new Dictionary<string, object> { ["epochs"] = 2 });
+        await using var context = await NewContextAsync();
         var page = await context.NewPageAsync();
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);
-        await page.GotoAsync("login");
-        await page.FillAsync("#email", ServerProcess.AdminEmail);
-        await page.FillAsync("#password", ServerProcess.AdminPassword);
-        await page.ClickAsync("#login");
-        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await LogInAsync(page);
         await page.GotoAsync($"runs/{runId}");
 
         var outcome = page.Locator("[data-testid=outcome]");
@@ -72,5 +44,75 @@ public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) 
         await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, "scan-assisted-run.png"), FullPage = true });
         Assert.Empty(errors);
+    }
+
+    /// <summary>The README's example and main screenshot: the demo's backdoor removed with a defense's defaults and no trigger.</summary>
+    [Fact]
+    public async Task Nc_with_its_defaults_and_no_trigger_removes_the_demo_backdoor()
+    {
+        var runId = await RunAsync("nc", withBackdoorTest: true, new Dictionary<string, object>());
+        await using var context = await NewContextAsync();
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        await LogInAsync(page);
+        await page.GotoAsync($"runs/{runId}");
+
+        // Measured on the seeded BadNets test set (the run never saw it), beside the status.
+        var outcome = page.Locator("[data-testid=outcome]");
+        await Assertions.Expect(outcome).ToHaveAttributeAsync("data-basis", "measured");
+        await Assertions.Expect(outcome).ToHaveAttributeAsync("data-outcome", "removed");
+        await Assertions.Expect(page.Locator("[data-testid=outcome-summary]")).ToContainTextAsync("Backdoor removed");
+        await Assertions.Expect(page.Locator("[data-testid=scan-verdict]")).ToContainTextAsync("Backdoor suspected towards label 0");
+        await Assertions.Expect(page.Locator("[data-testid=trigger-0-example]")).ToBeVisibleAsync();
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        Directory.CreateDirectory(Screenshots);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, "demo-nc-run.png"), FullPage = true });
+        Assert.Empty(errors);
+    }
+
+    private async Task<Guid> RunAsync(string defense, bool withBackdoorTest, Dictionary<string, object> parameters)
+    {
+        using var api = server.ApiClient();
+        var model = JsonDocument.Parse(await api.GetStringAsync("/api/models")).RootElement[0].GetProperty("id").GetGuid();
+        var datasets = JsonDocument.Parse(await api.GetStringAsync("/api/datasets")).RootElement.EnumerateArray().ToList();
+        Guid Of(string kind) => datasets.First(d => d.GetProperty("kind").GetString() == kind).GetProperty("id").GetGuid();
+        var start = await api.PostAsJsonAsync("/api/runs", new
+        {
+            modelId = model, defense, cleanDatasetId = Of("clean"), testDatasetId = Of("test"),
+            backdoorTestDatasetId = withBackdoorTest ? Of("backdoor-test") : (Guid?)null, targetLabel = withBackdoorTest ? 0 : (int?)null,
+            seed = 1, parameters,
+        });
+        Assert.True(start.IsSuccessStatusCode, await start.Content.ReadAsStringAsync());
+        var runId = JsonDocument.Parse(await start.Content.ReadAsStringAsync()).RootElement.GetProperty("runIds")[0].GetGuid();
+        var deadline = DateTime.UtcNow.AddMinutes(10);
+        JsonElement run;
+        do
+        {
+            await Task.Delay(1000);
+            run = JsonDocument.Parse(await api.GetStringAsync($"/api/runs/{runId}")).RootElement.Clone();
+        }
+        while (run.GetProperty("status").GetString() is "Queued" or "Running" && DateTime.UtcNow < deadline);
+        Assert.True(run.GetProperty("status").GetString() == "Succeeded", run.ToString());
+        return runId;
+    }
+
+    private async Task<IBrowserContext> NewContextAsync()
+    {
+        var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
+        });
+        context.SetDefaultTimeout(30_000);
+        return context;
+    }
+
+    private static async Task LogInAsync(IPage page)
+    {
+        await page.GotoAsync("login");
+        await page.FillAsync("#email", ServerProcess.AdminEmail);
+        await page.FillAsync("#password", ServerProcess.AdminPassword);
+        await page.ClickAsync("#login");
+        await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
     }
 }

@@ -22,7 +22,7 @@ internal static class TorchSetup
 }
 
 /// <summary>The real service on a temp DataDirectory (SQLite, artifacts, worker processes); no demo seed.</summary>
-public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L * 1024 * 1024) : WebApplicationFactory<Program>
+public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L * 1024 * 1024, IReadOnlyDictionary<string, string>? settings = null) : WebApplicationFactory<Program>
 {
     public const string AdminKey = "wd_test_admin_key_0123456789abcdef";
     public string DataDirectory { get; } = dataDirectory;
@@ -38,6 +38,7 @@ public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L 
         builder.UseSetting("WebDefense:MaxDatasetUploadBytes", maxUploadBytes.ToString());
         builder.UseSetting("WebDefense:TorchThreads", "1");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) builder.UseSetting(key, value);
     }
 
     public HttpClient Client(string key = AdminKey)

@@ -71,6 +71,30 @@ public sealed class ServiceTests
         Assert.StartsWith($"{runId},,Succeeded,rnp,{ids.Model},suspect.pt,", csv[1]);
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/no-such-endpoint")).StatusCode);
 
+        // Each data-set slot takes only its kind: the test set as clean data (a defense would train on it) and the
+        // clean set as the test set are refused by slot, kind given and kind needed, and nothing is queued.
+        var swapped = await client.PostAsJsonAsync("/api/runs", new
+        {
+            modelId = ids.Model, defense = "ft", cleanDatasetId = ids.Test, testDatasetId = ids.Clean, backdoorTestDatasetId = ids.Test, targetLabel = 0,
+        });
+        var swappedBody = await swapped.Content.ReadAsStringAsync();
+        Assert.True(swapped.StatusCode == HttpStatusCode.BadRequest, swappedBody);
+        var swappedErrors = JsonDocument.Parse(swappedBody).RootElement.GetProperty("errors");
+        Assert.StartsWith("is a test data set; cleanDatasetId takes a data set of kind clean", swappedErrors.GetProperty("cleanDatasetId")[0].GetString());
+        Assert.StartsWith("is a clean data set; testDatasetId takes a data set of kind test", swappedErrors.GetProperty("testDatasetId")[0].GetString());
+        Assert.StartsWith("is a test data set; backdoorTestDatasetId takes a data set of kind backdoor-test", swappedErrors.GetProperty("backdoorTestDatasetId")[0].GetString());
+        Assert.Equal(1, JsonDocument.Parse(await client.GetStringAsync("/api/runs")).RootElement.GetProperty("total").GetInt32());
+
+        // Neither the anonymous health check nor a team's run log shows where the server or its data live.
+        var health = await host.CreateClient().GetStringAsync("/health");
+        var runLog = await client.GetStringAsync($"/api/runs/{runId}/artifacts/log");
+        Assert.Contains("artifacts written: metrics.json", runLog);
+        foreach (var (what, text) in new[] { ("health", health), ("run log", runLog) })
+        {
+            Assert.False(text.Contains(host.DataDirectory, StringComparison.Ordinal), $"{what} shows the data directory: {text}");
+            Assert.False(text.Contains(AppContext.BaseDirectory.TrimEnd('/'), StringComparison.Ordinal), $"{what} shows the install directory: {text}");
+        }
+
         // Another team: every id of the first team answers 404.
         var team = JsonDocument.Parse(await (await client.PostAsJsonAsync("/api/admin/teams", new { name = "red" })).Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
         var userResponse = await client.PostAsJsonAsync("/api/admin/users", new { email = "eve@red.test", password = "Eve-pass-123!", teamId = team });

@@ -103,7 +103,8 @@ public static partial class RunWorker
         WriteAtomic(spec.OutputDirectory, "metrics.json", JsonSerializer.Serialize(metrics, ArtifactJson));
         WriteAtomic(spec.OutputDirectory, "metrics.csv", TrajectoryCsv(trajectory));
         WriteAtomic(spec.OutputDirectory, "trajectory.json", JsonSerializer.Serialize(trajectory, ArtifactJson));
-        log.Log($"artifacts written to {spec.OutputDirectory}");
+        // The run's log is served to its team: the file names, never the server's directories.
+        log.Log("artifacts written: metrics.json, metrics.csv, trajectory.json");
         TryWriteLog(spec, log);
     }
 

@@ -34,7 +34,8 @@ public static class EngineServices
             if (!engine.Available) log.LogError("Tensor engine unavailable: {Detail}", engine.Detail);
             var body = new
             {
-                status = engine.Available ? "ready" : "degraded", engine = engine.Detail, cuda = engine.Info?.CudaAvailable ?? false,
+                // Anonymous callers read this: whether the engine works, never where it or the service is installed (the path is in the log).
+                status = engine.Available ? "ready" : "degraded", engine = engine.Available ? "TorchSharp loaded" : "TorchSharp unavailable: see the server log", cuda = engine.Info?.CudaAvailable ?? false,
                 role = options.Value.Role.ToString().ToLowerInvariant(), device = device.Resolved, queue = device.Queue,
             };
             return engine.Available ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);

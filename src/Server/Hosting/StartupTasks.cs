@@ -24,6 +24,7 @@ public sealed class StartupTasks(
     {
         var o = options.Value;
         log.LogInformation("Role {Role}, storage {Storage}, device {Device} ({Resolved}), queue {Queue}", o.Role, o.Storage, device.Setting, device.Resolved, device.Queue);
+        log.LogInformation("Tensor engine: {Detail}", engine.Detail);
         Directory.CreateDirectory(o.ArtifactsPath);
         if (o.ServesWeb && Directory.Exists(o.TempPath)) Directory.Delete(o.TempPath, recursive: true);
         using var scope = scopes.CreateScope();

@@ -50,6 +50,10 @@ public sealed class WebDefenseOptions
     [Range(1, 300)]
     public int QueuePollSeconds { get; set; } = 5;
 
+    /// <summary>Runs one team may have queued or running at once; more answer 429, so that one team cannot fill the queue for all.</summary>
+    [Range(1, 100000)]
+    public int MaxActiveRunsPerTeam { get; set; } = 50;
+
     [Required]
     public BootstrapOptions Bootstrap { get; set; } = new();
 

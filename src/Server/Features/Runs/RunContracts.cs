@@ -83,3 +83,6 @@ public sealed record BatchSummary(Guid BatchId, int Runs, Dictionary<string, int
         return new MeanStd(mean, std, v.Length);
     }
 }
+
+/// <summary>What POST /api/batches/{id}/cancel did: the runs it cancelled (queued or running) and how many had already finished.</summary>
+public sealed record BatchCancelResponse(Guid BatchId, Guid[] Cancelled, int AlreadyFinished);

@@ -55,7 +55,7 @@ public static class RunValidation
             ? await TrainingTargetAsync(request, trainingTime, team, db, errors, ct)
             : await ModelTargetAsync(request, team, db, errors, ct);
 
-        async Task<DatasetRecord?> Dataset(Guid? id, string field, bool required)
+        async Task<DatasetRecord?> Dataset(Guid? id, string field, string kind, bool required)
         {
             if (id is null)
             {
@@ -65,6 +65,11 @@ public static class RunValidation
 
             var d = await db.Datasets.AsNoTracking().FirstOrDefaultAsync(x => x.Id == id && x.TeamId == team, ct);
             if (d is null) errors[field] = ["no such data set"];
+            else if (d.Kind != kind)
+            {
+                // Each slot takes its own kind, so that a defense never trains or selects on the test sets.
+                errors[field] = [$"is a {d.Kind} data set; {field} takes a data set of kind {kind} (choose one of that kind, or upload the images again with kind={kind})"];
+            }
             else if (target is not null && (d.Channels != target.Channels || d.Height != target.Height || d.Width != target.Width))
             {
                 errors[field] = [$"images are {d.Channels}×{d.Height}×{d.Width} but {target.What} {target.Channels}×{target.Height}×{target.Width}"];
@@ -86,14 +91,14 @@ public static class RunValidation
         else
         {
             // Data-free defenses (CLP) run without clean data; when given, it only scores their sweep.
-            await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId",
+            await Dataset(request.CleanDatasetId == Guid.Empty ? null : request.CleanDatasetId, "cleanDatasetId", DatasetKinds.Clean,
                 required: defense is null || defense.Needs.HasFlag(DefenseNeeds.CleanData));
             if (request.PoisonedTrainDatasetId is not null) errors["poisonedTrainDatasetId"] = [$"{defense?.Name ?? "this defense"} purifies a model; a poisoned training set is for training-time defenses ({string.Join(", ", DefenseCatalog.TrainingTime.Select(d => d.Name))})"];
         }
 
-        var test = await Dataset(request.TestDatasetId, "testDatasetId", required: false);
-        var backdoorTest = await Dataset(request.BackdoorTestDatasetId, "backdoorTestDatasetId", required: false);
-        var samples = await Dataset(request.BackdoorSamplesDatasetId, "backdoorSamplesDatasetId", required: false);
+        var test = await Dataset(request.TestDatasetId, "testDatasetId", DatasetKinds.Test, required: false);
+        var backdoorTest = await Dataset(request.BackdoorTestDatasetId, "backdoorTestDatasetId", DatasetKinds.BackdoorTest, required: false);
+        var samples = await Dataset(request.BackdoorSamplesDatasetId, "backdoorSamplesDatasetId", DatasetKinds.BackdoorSamples, required: false);
 
         string? triggerJson = null;
         if (request.Trigger is { ValueKind: not JsonValueKind.Null and not JsonValueKind.Undefined } trigger)

@@ -23,7 +23,8 @@ public static class RunsApi
         api.MapPost("/", StartAsync)
             .WithSummary("Start a defense run (or one per seed in seeds[], a batch); impossible combinations answer 400 at once.")
             .Produces<StartRunResponse>(StatusCodes.Status202Accepted)
-            .ProducesValidationProblem();
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
         api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, kind (post-training|training-time|scan), modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
         api.MapGet("/export.csv", ExportAsync).WithSummary("Every run the filters match (same filters and sort as the list, no paging) as CSV.")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
@@ -50,17 +51,30 @@ public static class RunsApi
         api.MapPost("/{id:guid}/rerun", RerunAsync).WithSummary("Queue a new run with the same inputs and parameters.");
         app.MapGet("/api/batches/{batchId:guid}", BatchAsync).WithTags("Runs").RequireAuthorization()
             .WithSummary("A batch's runs with mean ± std of the metrics after the defense.");
+        app.MapPost("/api/batches/{batchId:guid}/cancel", CancelBatchAsync).WithTags("Runs").RequireAuthorization()
+            .WithSummary("Cancel every queued or running run of a batch; finished runs stay as they are.");
         return app;
     }
 
-    private static async Task<Results<Accepted<StartRunResponse>, ValidationProblem>> StartAsync(
-        StartRunRequest request, HttpContext http, AppDbContext db, RunQueue queue, CancellationToken ct)
+    private static async Task<Results<Accepted<StartRunResponse>, ValidationProblem, ProblemHttpResult>> StartAsync(
+        StartRunRequest request, HttpContext http, AppDbContext db, RunQueue queue, IOptions<WebDefenseOptions> options, CancellationToken ct)
     {
         var team = http.User.TeamId();
         var validated = await RunValidation.ValidateAsync(request, team, db, ct);
         if (validated.Errors.Count > 0) return TypedResults.ValidationProblem(validated.Errors);
 
         var seeds = request.Seeds is { Length: > 0 } s ? s.Distinct().ToArray() : [request.Seed ?? 0];
+        var cap = options.Value.MaxActiveRunsPerTeam;
+        var active = await db.Runs.CountAsync(r => r.TeamId == team && (r.Status == RunStatus.Queued || r.Status == RunStatus.Running), ct);
+        if (active + seeds.Length > cap)
+        {
+            return TypedResults.Problem(
+                $"Your team has {active} runs queued or running and may have at most {cap} at once; this request adds {seeds.Length}. " +
+                "Wait for some to finish, or cancel some (POST /api/runs/{id}/cancel, POST /api/batches/{id}/cancel).",
+                statusCode: StatusCodes.Status429TooManyRequests, title: "Too many active runs",
+                extensions: new Dictionary<string, object?> { ["cap"] = cap, ["active"] = active, ["requested"] = seeds.Length });
+        }
+
         var batch = seeds.Length > 1 ? Guid.NewGuid() : (Guid?)null;
         var runs = seeds.Select(seed => new RunRecord
         {
@@ -221,8 +235,26 @@ public static class RunsApi
         var run = await FindAsync(id, http, db, ct);
         if (run is null) return TypedResults.NotFound();
         if (run.IsFinished) return TypedResults.Problem($"the run already finished ({run.Status})", statusCode: StatusCodes.Status409Conflict, title: "Run finished");
+        await CancelOneAsync(id, db, cancellations, updates, ct);
+        run = await FindAsync(id, http, db, ct);
+        return TypedResults.Accepted($"/api/runs/{id}", RunResponse.From(run!));
+    }
+
+    private static async Task<Results<Accepted<BatchCancelResponse>, NotFound>> CancelBatchAsync(
+        Guid batchId, HttpContext http, AppDbContext db, RunCancellations cancellations, RunUpdates updates, CancellationToken ct)
+    {
+        var team = http.User.TeamId();
+        var runs = await db.Runs.AsNoTracking().Where(r => r.TeamId == team && r.BatchId == batchId).Select(r => new { r.Id, r.Status }).ToListAsync(ct);
+        if (runs.Count == 0) return TypedResults.NotFound();
+        var active = runs.Where(r => r.Status is RunStatus.Queued or RunStatus.Running).Select(r => r.Id).ToList();
+        foreach (var id in active) await CancelOneAsync(id, db, cancellations, updates, ct);
+        return TypedResults.Accepted($"/api/batches/{batchId}", new BatchCancelResponse(batchId, active.ToArray(), runs.Count - active.Count));
+    }
+
+    /// <summary>A queued run is cancelled in the database (its job will not claim it); a running one is told to stop.</summary>
+    private static async Task CancelOneAsync(Guid id, AppDbContext db, RunCancellations cancellations, RunUpdates updates, CancellationToken ct)
+    {
         var now = DateTimeOffset.UtcNow;
-        // A queued run is cancelled in the database (its job will not claim it); a running one is told to stop.
         var queued = await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued)
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Cancelled).SetProperty(r => r.FinishedAt, now).SetProperty(r => r.Message, "cancelled"), ct);
         if (queued == 0 && !cancellations.Cancel(id))
@@ -233,12 +265,10 @@ public static class RunsApi
         }
 
         if (queued > 0) updates.Publish(id, new RunUpdate("status", "{\"status\":\"Cancelled\"}"));
-        run = await FindAsync(id, http, db, ct);
-        return TypedResults.Accepted($"/api/runs/{id}", RunResponse.From(run!));
     }
 
-    private static async Task<Results<Accepted<StartRunResponse>, NotFound, ValidationProblem>> RerunAsync(
-        Guid id, HttpContext http, AppDbContext db, RunQueue queue, CancellationToken ct)
+    private static async Task<Results<Accepted<StartRunResponse>, NotFound, ValidationProblem, ProblemHttpResult>> RerunAsync(
+        Guid id, HttpContext http, AppDbContext db, RunQueue queue, IOptions<WebDefenseOptions> options, CancellationToken ct)
     {
         var run = await FindAsync(id, http, db, ct);
         if (run is null) return TypedResults.NotFound();
@@ -246,11 +276,12 @@ public static class RunsApi
             JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(run.RequestedParameters), run.CleanDatasetId, run.TestDatasetId,
             run.BackdoorTestDatasetId, run.TriggerJson is null ? null : JsonDocument.Parse(run.TriggerJson).RootElement.Clone(),
             run.BackdoorSamplesDatasetId, run.TargetLabel, run.Seed, null, run.PoisonedTrainDatasetId, run.Architecture, run.NumClasses);
-        var result = await StartAsync(request, http, db, queue, ct);
+        var result = await StartAsync(request, http, db, queue, options, ct);
         return result.Result switch
         {
             Accepted<StartRunResponse> a => a,
             ValidationProblem v => v,
+            ProblemHttpResult p => p,
             _ => TypedResults.NotFound(),
         };
     }

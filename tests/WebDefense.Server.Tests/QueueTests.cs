@@ -1,0 +1,63 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace WebDefense.Server.Tests;
+
+/// <summary>One team cannot fill the queue for all: a cap on its active runs, and a batch cancelled in one call.</summary>
+public class QueueTests
+{
+    [Fact]
+    public async Task A_team_is_capped_at_its_active_runs_and_a_batch_is_cancelled_in_one_call()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory(), settings: new Dictionary<string, string> { ["WebDefense:MaxActiveRunsPerTeam"] = "3" });
+        var client = host.Client();
+        var ids = await Api.SetUpAsync(client);
+        // Long enough to stay queued or running while the test looks (each is cancelled below).
+        object Runs(params int[] seeds) => new
+        {
+            modelId = ids.Model, defense = "ft", cleanDatasetId = ids.Clean, seeds,
+            parameters = new Dictionary<string, object> { ["epochs"] = 1000, ["scan"] = false },
+        };
+
+        // Four at once exceed the cap of three: 429 with the numbers, and nothing is queued.
+        var tooMany = await client.PostAsJsonAsync("/api/runs", Runs(1, 2, 3, 4));
+        var body = await tooMany.Content.ReadAsStringAsync();
+        Assert.True(tooMany.StatusCode == HttpStatusCode.TooManyRequests, body);
+        var problem = JsonDocument.Parse(body).RootElement;
+        Assert.Equal(3, problem.GetProperty("cap").GetInt32());
+        Assert.Equal(0, problem.GetProperty("active").GetInt32());
+        Assert.Equal(4, problem.GetProperty("requested").GetInt32());
+        Assert.Contains("at most 3 at once", problem.GetProperty("detail").GetString());
+        Assert.Equal(0, JsonDocument.Parse(await client.GetStringAsync("/api/runs")).RootElement.GetProperty("total").GetInt32());
+
+        // Three fit; a fourth, alone, does not while they are active.
+        var started = JsonDocument.Parse(await (await client.PostAsJsonAsync("/api/runs", Runs(1, 2, 3))).Content.ReadAsStringAsync()).RootElement;
+        var batch = started.GetProperty("batchId").GetGuid();
+        var one = await client.PostAsJsonAsync("/api/runs", Runs(9));
+        Assert.Equal(HttpStatusCode.TooManyRequests, one.StatusCode);
+        Assert.Equal(3, JsonDocument.Parse(await one.Content.ReadAsStringAsync()).RootElement.GetProperty("active").GetInt32());
+
+        // One call cancels the whole batch, running and queued alike; another team's call finds nothing.
+        var cancel = await client.PostAsync($"/api/batches/{batch}/cancel", null);
+        var cancelBody = JsonDocument.Parse(await cancel.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(3, cancelBody.GetProperty("cancelled").GetArrayLength());
+        Assert.Equal(0, cancelBody.GetProperty("alreadyFinished").GetInt32());
+        foreach (var id in started.GetProperty("runIds").EnumerateArray().Select(r => r.GetGuid()))
+        {
+            Assert.Equal("Cancelled", (await Api.WaitAsync(client, id, Api.Finished, seconds: 60)).GetProperty("status").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await client.PostAsync($"/api/batches/{Guid.NewGuid()}/cancel", null)).StatusCode);
+        var again = await client.PostAsync($"/api/batches/{batch}/cancel", null);
+        Assert.Equal(3, JsonDocument.Parse(await again.Content.ReadAsStringAsync()).RootElement.GetProperty("alreadyFinished").GetInt32());
+
+        // With the batch gone, the team has room again.
+        var after = await client.PostAsJsonAsync("/api/runs", Runs(9));
+        Assert.Equal(HttpStatusCode.Accepted, after.StatusCode);
+        var last = JsonDocument.Parse(await after.Content.ReadAsStringAsync()).RootElement.GetProperty("runIds")[0].GetGuid();
+        await client.PostAsync($"/api/runs/{last}/cancel", null);
+        await Api.WaitAsync(client, last, Api.Finished, seconds: 60);
+    }
+}
