@@ -60,4 +60,16 @@ public class QueueTests
         await client.PostAsync($"/api/runs/{last}/cancel", null);
         await Api.WaitAsync(client, last, Api.Finished, seconds: 60);
     }
+
+    [Fact]
+    public async Task The_login_cookies_keys_live_in_the_data_directory()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.CreateClient();
+        var login = await client.PostAsJsonAsync("/api/auth/login", new { email = "admin@webdefense.local", password = "Admin-pass-123!" });
+        Assert.True(login.IsSuccessStatusCode, await login.Content.ReadAsStringAsync());
+        // A rebuild, a new container or a second web process on the same data directory keeps the session valid.
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(host.DataDirectory, "keys"), "key-*.xml"));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/auth/me")).StatusCode);
+    }
 }

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using WebDefense.Server.Data;
+using WebDefense.Server.Hosting;
 
 namespace WebDefense.Server.Auth;
 
@@ -13,6 +15,15 @@ public static class AuthServices
     /// <summary>Identity users in SQLite, cookie login, X-Api-Key per user; APIs answer 401/403 instead of redirecting.</summary>
     public static WebApplicationBuilder AddAuthServices(this WebApplicationBuilder builder)
     {
+        // The login cookie's keys live in the data directory: they survive a rebuild or a new container, and every web
+        // process of a PostgreSQL pool (which shares the data directory) reads the same keys. They are stored as plain
+        // XML there, as the database beside them holds the password hashes and API key hashes: the data directory is the
+        // secret to protect (owner-only permissions, docs/deployment.md), so the framework's "no XML encryptor" warning
+        // says nothing an operator can act on and is filtered.
+        var data = builder.Configuration.GetSection(WebDefenseOptions.Section).Get<WebDefenseOptions>() ?? new WebDefenseOptions();
+        builder.Services.AddDataProtection().SetApplicationName("WebDefense")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(data.DataPath, "keys")));
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
         builder.Services.AddAuthentication(o =>
             {
                 o.DefaultScheme = SelectScheme;

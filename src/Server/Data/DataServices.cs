@@ -19,7 +19,12 @@ public static class DataServices
         {
             var options = sp.GetRequiredService<IOptions<WebDefenseOptions>>().Value;
             Directory.CreateDirectory(options.DataPath);
-            db.UseSqlite($"Data Source={Path.Combine(options.DataPath, "webdefense.db")};Default Timeout=30");
+            db.UseSqlite($"Data Source={Path.Combine(options.DataPath, "webdefense.db")};Default Timeout=30")
+                // A table rebuild turns foreign keys off and on around its transaction (SQLite cannot do that inside one).
+                // The setting belongs to the connection, not to the file, so the PRAGMA itself leaves nothing behind. What
+                // the warning guards against, a crash in the middle of an upgrade, holds for every upgrade: back up the
+                // data directory first (docs/deployment.md). Logged on every first start, it only alarmed new users.
+                .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.NonTransactionalMigrationOperationWarning));
         });
         builder.Services.AddDbContext<PostgresAppDbContext>((sp, db) => db.UseNpgsql(ConnectionString(sp.GetRequiredService<IConfiguration>())));
         builder.Services.AddScoped<AppDbContext>(sp => sp.GetRequiredService<IOptions<WebDefenseOptions>>().Value.Storage == StorageKind.Postgres

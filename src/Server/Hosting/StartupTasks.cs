@@ -23,6 +23,7 @@ public sealed class StartupTasks(
     public async Task StartAsync(CancellationToken ct)
     {
         var o = options.Value;
+        log.LogInformation("Data directory {DataPath} (database, uploads, artifacts, login keys; back it up, keep it across rebuilds)", o.DataPath);
         log.LogInformation("Role {Role}, storage {Storage}, device {Device} ({Resolved}), queue {Queue}", o.Role, o.Storage, device.Setting, device.Resolved, device.Queue);
         log.LogInformation("Tensor engine: {Detail}", engine.Detail);
         Directory.CreateDirectory(o.ArtifactsPath);
