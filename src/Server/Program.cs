@@ -4,6 +4,7 @@ using WebDefense.Server.Hosting;
 using WebDefense.Server.Jobs;
 
 if (args is ["worker", ..]) return WorkerEntryPoint.Run(args[1..]);
+if (args is ["admin", ..]) return AdminCommand.Run(args[1..]);
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {

@@ -31,14 +31,18 @@ public sealed class ServiceHost(string dataDirectory, long maxUploadBytes = 50L 
     {
         builder.UseEnvironment("Testing"); // static web assets (Development only) expect src/Server/wwwroot
         builder.UseSetting("WebDefense:DataDirectory", DataDirectory);
-        builder.UseSetting("WebDefense:Bootstrap:AdminApiKey", AdminKey);
-        builder.UseSetting("WebDefense:Bootstrap:AdminPassword", "Admin-pass-123!");
+        if (settings?.ContainsKey("generated-credentials") != true)
+        {
+            builder.UseSetting("WebDefense:Bootstrap:AdminApiKey", AdminKey);
+            builder.UseSetting("WebDefense:Bootstrap:AdminPassword", "Admin-pass-123!");
+        }
+
         builder.UseSetting("WebDefense:Bootstrap:SeedDemo", "false");
         builder.UseSetting("WebDefense:MaxModelUploadBytes", maxUploadBytes.ToString());
         builder.UseSetting("WebDefense:MaxDatasetUploadBytes", maxUploadBytes.ToString());
         builder.UseSetting("WebDefense:TorchThreads", "1");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
-        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) builder.UseSetting(key, value);
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) if (key.Contains(':')) builder.UseSetting(key, value);
     }
 
     public HttpClient Client(string key = AdminKey)

@@ -43,6 +43,19 @@ public sealed class StartupTasks(
 
     public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
 
+    /// <summary>Where the first start writes the credentials it generated (in the data directory, mode 600).</summary>
+    public const string CredentialsFile = "first-start-credentials.txt";
+
+    private static void WriteOwnerOnly(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using var stream = new FileStream(path, options);
+        using var writer = new StreamWriter(stream);
+        writer.Write(text);
+    }
+
     /// <summary>Returns the default team's id when the bootstrap ran now (first start), else null.</summary>
     private async Task<Guid?> BootstrapAsync(IServiceProvider services, AppDbContext db, BootstrapOptions bootstrap)
     {
@@ -54,7 +67,7 @@ public sealed class StartupTasks(
         db.Teams.Add(team);
         await db.SaveChangesAsync();
         var users = services.GetRequiredService<UserManager<User>>();
-        var password = bootstrap.AdminPassword ?? "Wd-" + Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('/', 'x').Replace('+', 'y') + "7a!";
+        var password = bootstrap.AdminPassword ?? AdminCommand.GeneratePassword();
         var admin = new User { UserName = bootstrap.AdminEmail, Email = bootstrap.AdminEmail, EmailConfirmed = true, TeamId = team.Id };
         var created = await users.CreateAsync(admin, password);
         if (!created.Succeeded) throw new InvalidOperationException("creating the admin failed: " + string.Join("; ", created.Errors.Select(e => e.Description)));
@@ -62,10 +75,16 @@ public sealed class StartupTasks(
         var (_, raw) = await ApiKeys.CreateAsync(db, admin.Id, "bootstrap", bootstrap.AdminApiKey);
         if (bootstrap.AdminApiKey is null || bootstrap.AdminPassword is null)
         {
-            log.LogWarning(
-                "First start: created admin {Email} in team 'default'. Password: {Password} API key: {ApiKey} — shown once. " +
-                "Log in with POST /api/auth/login {{\"email\",\"password\"}} or send the header 'X-Api-Key: <key>'.",
-                bootstrap.AdminEmail, bootstrap.AdminPassword is null ? password : "(from configuration)", bootstrap.AdminApiKey is null ? raw : "(from configuration)");
+            // Generated secrets go to a file only the owner can read, in the data directory, never into the log.
+            var file = Path.Combine(options.Value.DataPath, CredentialsFile);
+            var text = $"WebDefense first start, {DateTimeOffset.UtcNow:O}\nadmin e-mail: {bootstrap.AdminEmail}\n" +
+                       $"password: {(bootstrap.AdminPassword is null ? password : "(from configuration)")}\n" +
+                       $"API key: {(bootstrap.AdminApiKey is null ? raw : "(from configuration)")}\n" +
+                       "Log in with POST /api/auth/login {\"email\",\"password\"} or send the header 'X-Api-Key: <key>'.\n" +
+                       "Lost them later? WebDefense.Server admin reset-password EMAIL / admin issue-key EMAIL (README, \"Access\").\n";
+            WriteOwnerOnly(file, text);
+            log.LogWarning("First start: created admin {Email} in team 'default'; the generated password and API key are in {File} (readable by this user only)",
+                bootstrap.AdminEmail, file);
         }
         else
         {
