@@ -206,7 +206,8 @@ public sealed class ProcessRunExecutor(ProcessRunExecutorOptions? options = null
                 + (exitCode - 128 == 9 ? " (e.g. out of memory)" : exitCode - 128 is 6 or 11 ? " (a native crash)" : ""),
             _ => $"the worker process exited with code {exitCode}",
         };
-        return new RunExecutionResult(false, false, null, reason + StderrSuffix(stderr));
+        // Killed by a signal or gone without a word: the process died, not the defense (a reported failure returned above).
+        return new RunExecutionResult(false, false, null, reason + StderrSuffix(stderr)) { Crashed = exitCode == 0 || exitCode > 128 };
     }
 
     private void Kill(Process process)

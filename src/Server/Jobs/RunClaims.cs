@@ -101,13 +101,13 @@ public sealed class RunClaims(IServiceScopeFactory scopes, IOptions<WebDefenseOp
     }
 
     /// <summary>This process stops (graceful shutdown): the run goes back to Queued for the next worker.</summary>
-    public async Task ReleaseAsync(Guid runId, int attempt)
+    public async Task<bool> ReleaseAsync(Guid runId, int attempt, string? message = null)
     {
         using var scope = scopes.CreateScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        await db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && r.Status == RunStatus.Running)
+        return await db.Runs.Where(r => r.Id == runId && r.Attempt == attempt && r.Status == RunStatus.Running)
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.Status, RunStatus.Queued).SetProperty(r => r.LeaseExpiresAt, (DateTimeOffset?)null)
-                .SetProperty(r => r.Message, $"re-queued: worker {WorkerName} stopped"), CancellationToken.None);
+                .SetProperty(r => r.Message, message ?? $"re-queued: worker {WorkerName} stopped"), CancellationToken.None) == 1;
     }
 
     /// <summary>Renews the claim every <see cref="Tick"/> until disposed; cancels <paramref name="execution"/> when the claim is lost.</summary>

@@ -19,8 +19,15 @@ namespace WebDefense.Server.Jobs;
 /// </summary>
 public sealed class RunJob(
     AppDbContext db, IRunExecutor executor, ArtifactStore store, RunClaims claims, RunCancellations cancellations, RunUpdates updates,
-    RunDevice device, IOptions<WebDefenseOptions> options, ILogger<RunJob> log)
+    RunDevice device, RunQueue queue, IOptions<WebDefenseOptions> options, ILogger<RunJob> log)
 {
+    /// <summary>
+    /// A run whose worker process crashed (killed by a signal, a native crash, gone without a result) is queued once
+    /// more, as a run whose server was killed is; a second crash fails it with the reason. A failure the worker reports
+    /// (bad input, a defense error) is not retried: it would fail the same way.
+    /// </summary>
+    public const int CrashRetries = 1;
+
     [AutomaticRetry(Attempts = 0)]
     public async Task ExecuteAsync(Guid runId, CancellationToken jobToken)
     {
@@ -76,6 +83,17 @@ public sealed class RunJob(
             jobToken.ThrowIfCancellationRequested();
         }
 
+        if (result.Crashed && attempt <= CrashRetries && await claims.ReleaseAsync(runId, attempt,
+                $"re-queued: {result.Error} (retry {attempt} of {CrashRetries})"))
+        {
+            TryDelete(output);
+            log.LogWarning("Run {RunId} re-queued after its worker process crashed: {Error}", runId, result.Error);
+            Publish(runId, "status", new { status = nameof(RunStatus.Queued) });
+            queue.Enqueue(runId);
+            return;
+        }
+
+        if (result.Crashed && attempt > CrashRetries) result = result with { Error = $"{result.Error} (again, after {CrashRetries} retry)" };
         await FinishAsync(runId, attempt, result, output);
     }
 
