@@ -24,6 +24,8 @@ public static class AuthServices
         builder.Services.AddDataProtection().SetApplicationName("WebDefense")
             .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(data.DataPath, "keys")));
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);
+        builder.Services.AddSingleton<LoginThrottle>();
+        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton(builder.Services, TimeProvider.System);
         builder.Services.AddAuthentication(o =>
             {
                 o.DefaultScheme = SelectScheme;

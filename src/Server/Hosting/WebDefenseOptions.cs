@@ -57,6 +57,10 @@ public sealed class WebDefenseOptions
     [Required]
     public BootstrapOptions Bootstrap { get; set; } = new();
 
+    /// <summary>Failed-login throttling (429 with Retry-After; accounts are never locked).</summary>
+    [Required]
+    public Auth.LoginOptions Login { get; set; } = new();
+
     /// <summary>Absolute data directory (set after binding).</summary>
     public string DataPath => Path.GetFullPath(DataDirectory, AppContext.BaseDirectory);
     public string ArtifactsPath => Path.Combine(DataPath, "artifacts");
