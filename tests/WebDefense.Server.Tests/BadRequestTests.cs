@@ -33,4 +33,19 @@ public class BadRequestTests
         Assert.True(response.StatusCode == HttpStatusCode.BadRequest, text);
         Assert.Contains("\"abc\"", JsonDocument.Parse(text).RootElement.GetProperty("errors").GetProperty("page")[0].GetString());
     }
+
+    [Fact]
+    public async Task A_known_path_with_another_method_is_405_and_with_another_content_type_415()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var put = await client.PutAsync("/api/runs", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, put.StatusCode);
+        Assert.Equal(["GET", "POST"], put.Content.Headers.Allow.Order());
+        var text = await client.PostAsync("/api/runs", new StringContent("{}", Encoding.UTF8, "text/plain"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, text.StatusCode);
+        Assert.Contains("application/json", await text.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/no-such-thing")).StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await client.DeleteAsync($"/api/runs/{Guid.NewGuid()}/cancel")).StatusCode);
+    }
 }

@@ -30,8 +30,8 @@ public static class DashboardHosting
         app.MapStaticAssets();
         // index.html names this version's fingerprinted files: never served from a cache without asking.
         app.MapFallbackToFile("index.html", Revalidated);
-        // Unknown API paths stay 404 ProblemDetails rather than the app's page.
-        app.MapFallback("/api/{**path}", () => Results.Problem("no such API endpoint", statusCode: StatusCodes.Status404NotFound));
+        // Unknown API paths stay ProblemDetails rather than the app's page: 404, or 405/415 for a known path.
+        app.MapFallback("/api/{**path}", (HttpContext http, EndpointDataSource endpoints) => Features.Shared.UnmatchedApiRequest.Answer(http, endpoints));
         return app;
     }
 }
