@@ -151,11 +151,24 @@ internal static class ScanCommand
             {
                 // Without backdoor samples and without the scan, a defense that needs them (Grad-Prune) cannot run at all.
                 if (has(kind, name, defense, mode, seed) || (!scanOn && DefenseCatalog.Get(defense).Needs.HasFlag(DefenseNeeds.BackdoorSamples))) continue;
-                using var result = DefenseRunner.Run(new DefenseRequest
+                DefenseResult result;
+                try
                 {
-                    Defense = DefenseCatalog.Get(defense), Model = model, CleanData = clean, TargetLabel = target, Seed = seed,
-                    TestSet = test, BackdoorTestSet = backdoorTest, Parameters = new Dictionary<string, object> { [ScanAssistance.ScanParameter] = scanOn },
-                });
+                    result = DefenseRunner.Run(new DefenseRequest
+                    {
+                        Defense = DefenseCatalog.Get(defense), Model = model, CleanData = clean, TargetLabel = target, Seed = seed,
+                        TestSet = test, BackdoorTestSet = backdoorTest, Parameters = new Dictionary<string, object> { [ScanAssistance.ScanParameter] = scanOn },
+                    });
+                }
+                catch (DefenseInputException e) when (scanOn)
+                {
+                    // A defense that needs backdoor samples refuses when the scan flagged nothing: recorded as such.
+                    Console.WriteLine($"{name} {defense}/{mode} seed {seed}: refused: {e.Message}");
+                    append(new Row(kind, name, target, defense, mode, seed, false, null, "", null, null, null, null, before?.Acc, before?.Asr, null, null, "refused (scan flagged nothing)", 0));
+                    continue;
+                }
+
+                using var disposeResult = result;
                 append(new Row(kind, name, target, defense, mode, seed, result.Scan?.Suspected, result.Scan?.TargetLabel, string.Join(' ', result.Scan?.FlaggedLabels ?? []),
                     null, null, null, result.EstimatedAsrBefore, result.Before?.Acc, result.Before?.Asr, result.After?.Acc, result.After?.Asr, result.Outcome.Outcome,
                     result.WallTime.TotalSeconds + (result.Scan?.Seconds ?? 0)));
