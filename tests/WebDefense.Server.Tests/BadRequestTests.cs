@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -47,5 +48,43 @@ public class BadRequestTests
         Assert.Contains("application/json", await text.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/no-such-thing")).StatusCode);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await client.DeleteAsync($"/api/runs/{Guid.NewGuid()}/cancel")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("status=Done", "status", "Queued, Running, Succeeded, Failed, Cancelled")]
+    [InlineData("sort=-accuracy", "sort", "created, status, defense")]
+    [InlineData("kind=training", "kind", "post-training, training-time, scan")]
+    [InlineData("defense=nope", "defense", "grad-prune, rnp")]
+    public async Task An_unknown_filter_value_is_a_400_that_lists_the_allowed_ones(string query, string field, string allowed)
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        foreach (var url in new[] { $"/api/runs?{query}", $"/api/runs/export.csv?{query}" })
+        {
+            var response = await client.GetAsync(url);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{url}: {text}");
+            Assert.Contains(allowed, JsonDocument.Parse(text).RootElement.GetProperty("errors").GetProperty(field)[0].GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/runs?status=succeeded&sort=-afterAsr&kind=scan&defense=scan")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_location_of_a_created_team_user_or_key_list_resolves()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var client = host.Client();
+        var team = await client.PostAsJsonAsync("/api/admin/teams", new { name = "blue" });
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(team.Headers.Location)).StatusCode);
+        var teamId = JsonDocument.Parse(await team.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        var user = await client.PostAsJsonAsync("/api/admin/users", new { email = "bo@blue.test", password = "Bo-pass-123!", teamId });
+        var got = await client.GetAsync(user.Headers.Location);
+        Assert.Equal(HttpStatusCode.OK, got.StatusCode);
+        Assert.Equal("bo@blue.test", JsonDocument.Parse(await got.Content.ReadAsStringAsync()).RootElement.GetProperty("email").GetString());
+        var userId = JsonDocument.Parse(await user.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        var key = await client.PostAsJsonAsync($"/api/admin/users/{userId}/keys", new { name = "k" });
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(key.Headers.Location)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync($"/api/admin/users/{Guid.NewGuid()}")).StatusCode);
     }
 }

@@ -26,6 +26,10 @@ public static class AdminApi
             TypedResults.Ok(await db.Teams.AsNoTracking().OrderBy(t => t.Name).Select(t => new TeamResponse(t.Id, t.Name, t.CreatedAt)).ToArrayAsync()))
             .WithSummary("Every team.");
         api.MapPost("/teams", CreateTeamAsync).WithSummary("Create a team.");
+        api.MapGet("/teams/{teamId:guid}", async Task<Results<Ok<TeamResponse>, NotFound>> (Guid teamId, AppDbContext db) =>
+                await db.Teams.AsNoTracking().Where(t => t.Id == teamId).Select(t => new TeamResponse(t.Id, t.Name, t.CreatedAt)).FirstOrDefaultAsync() is { } team
+                    ? TypedResults.Ok(team) : TypedResults.NotFound())
+            .WithSummary("One team (the Location of a created team).");
         api.MapGet("/users", async (AppDbContext db) =>
         {
             var adminRole = await db.Roles.Where(r => r.Name == AuthServices.AdminRole).Select(r => r.Id).FirstOrDefaultAsync();
@@ -34,6 +38,15 @@ public static class AdminApi
             return TypedResults.Ok(users.Select(u => new UserResponse(u.Id, u.Email!, u.TeamId, admins.Contains(u.Id))).ToArray());
         }).WithSummary("Every user.");
         api.MapPost("/users", CreateUserAsync).WithSummary("Create a user in a team (optionally an admin).");
+        api.MapGet("/users/{userId:guid}", async Task<Results<Ok<UserResponse>, NotFound>> (Guid userId, AppDbContext db) =>
+            {
+                var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == userId);
+                if (user is null) return TypedResults.NotFound();
+                var adminRole = await db.Roles.Where(r => r.Name == AuthServices.AdminRole).Select(r => r.Id).FirstOrDefaultAsync();
+                var admin = await db.UserRoles.AnyAsync(r => r.RoleId == adminRole && r.UserId == userId);
+                return TypedResults.Ok(new UserResponse(user.Id, user.Email!, user.TeamId, admin));
+            })
+            .WithSummary("One user (the Location of a created user).");
         api.MapPost("/users/{userId:guid}/keys", CreateKeyAsync).WithSummary("Create an API key for a user; the raw key is returned once.");
         api.MapGet("/users/{userId:guid}/keys", async (Guid userId, AppDbContext db) =>
             TypedResults.Ok(await db.ApiKeys.AsNoTracking().Where(k => k.UserId == userId)

@@ -104,9 +104,10 @@ public static class RunsApi
         return TypedResults.Accepted($"/api/runs/{runs[0].Id}", new StartRunResponse(runs.Select(r => r.Id).ToArray(), batch));
     }
 
-    private static async Task<Ok<RunPage>> ListAsync(
+    private static async Task<Results<Ok<RunPage>, ValidationProblem>> ListAsync(
         HttpContext http, AppDbContext db, string? status, string? defense, string? kind, Guid? modelId, Guid? batchId, string? sort, int? page, int? pageSize, CancellationToken ct)
     {
+        if (FilterErrors(status, defense, kind, sort) is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
         var query = Filter(db, http.User.TeamId(), status, defense, kind, modelId, batchId, sort);
         var size = Math.Clamp(pageSize ?? 50, 1, 500);
         var number = Math.Max(page ?? 1, 1);
@@ -118,9 +119,28 @@ public static class RunsApi
     private static async Task<IResult> ExportAsync(
         HttpContext http, AppDbContext db, string? status, string? defense, string? kind, Guid? modelId, Guid? batchId, string? sort, CancellationToken ct)
     {
+        if (FilterErrors(status, defense, kind, sort) is { Count: > 0 } errors) return TypedResults.ValidationProblem(errors);
         var runs = await Filter(db, http.User.TeamId(), status, defense, kind, modelId, batchId, sort).Take(ExportLimit).ToListAsync(ct);
         var models = await db.Models.AsNoTracking().Where(m => m.TeamId == http.User.TeamId()).ToDictionaryAsync(m => m.Id, m => m.Name, ct);
         return TypedResults.Text(RunCsv.Write(runs, models), "text/csv; charset=utf-8");
+    }
+
+    private static readonly string[] SortKeys = ["created", "status", "defense", "beforeAcc", "afterAcc", "beforeAsr", "afterAsr", "afterRa", "der", "wallSeconds"];
+
+    /// <summary>An unknown filter value is an error that lists the allowed ones, never a filter silently dropped.</summary>
+    private static Dictionary<string, string[]> FilterErrors(string? status, string? defense, string? kind, string? sort)
+    {
+        var errors = new Dictionary<string, string[]>();
+        void Check(string name, string? value, IReadOnlyCollection<string> allowed)
+        {
+            if (value is not null && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase)) errors[name] = [$"'{value}' is not one of: {string.Join(", ", allowed)}"];
+        }
+
+        Check("status", status, Enum.GetNames<RunStatus>());
+        Check("kind", kind, [RunKinds.PostTraining, RunKinds.TrainingTime, RunKinds.Scan]);
+        Check("defense", defense, [.. DefenseCatalog.All.Select(d => d.Name), .. DefenseCatalog.TrainingTime.Select(d => d.Name), DefenseCatalog.Scan.Name]);
+        Check("sort", sort?.TrimStart('-'), SortKeys);
+        return errors;
     }
 
     private const int ExportLimit = 100_000;
@@ -130,7 +150,7 @@ public static class RunsApi
     {
         var query = db.Runs.AsNoTracking().Where(r => r.TeamId == team);
         if (kind is not null) query = query.Where(r => r.Kind == kind.ToLower());
-        if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st);
+        if (status is not null && Enum.TryParse<RunStatus>(status, ignoreCase: true, out var st)) query = query.Where(r => r.Status == st); // FilterErrors checked the name
         if (defense is not null) query = query.Where(r => r.Defense == defense.ToLower());
         if (modelId is not null) query = query.Where(r => r.ModelId == modelId);
         if (batchId is not null) query = query.Where(r => r.BatchId == batchId);
