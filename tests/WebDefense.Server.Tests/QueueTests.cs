@@ -72,4 +72,25 @@ public class QueueTests
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(host.DataDirectory, "keys"), "key-*.xml"));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/auth/me")).StatusCode);
     }
+
+    [Fact]
+    public async Task Only_admins_see_which_host_and_process_executed_a_run()
+    {
+        using var host = new ServiceHost(ServiceHost.NewDataDirectory());
+        var admin = host.Client();
+        var ids = await Api.SetUpAsync(admin);
+        var me = JsonDocument.Parse(await admin.GetStringAsync("/api/auth/me")).RootElement;
+        var user = JsonDocument.Parse(await (await admin.PostAsJsonAsync("/api/admin/users",
+            new { email = "member@default.test", password = "Member-pass-123!", teamId = me.GetProperty("teamId").GetGuid() })).Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        var key = JsonDocument.Parse(await (await admin.PostAsJsonAsync($"/api/admin/users/{user}/keys", new { name = "m" })).Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
+        var member = host.Client(key);
+        var runId = await Api.StartAsync(member, new
+        {
+            modelId = ids.Model, defense = "ft", cleanDatasetId = ids.Clean, seed = 1, parameters = new Dictionary<string, object> { ["epochs"] = 1, ["scan"] = false },
+        });
+        await Api.WaitAsync(member, runId, Api.Finished);
+        Assert.Equal(JsonValueKind.Null, (await Api.RunAsync(member, runId)).GetProperty("worker").ValueKind);
+        Assert.Equal(JsonValueKind.Null, JsonDocument.Parse(await member.GetStringAsync("/api/runs")).RootElement.GetProperty("items")[0].GetProperty("worker").ValueKind);
+        Assert.Contains(":", (await Api.RunAsync(admin, runId)).GetProperty("worker").GetString());
+    }
 }

@@ -57,12 +57,13 @@ public sealed record RunResponse(
     string? Worker, int Attempt, string Kind, string? Architecture, int? NumClasses, Guid? PoisonedTrainDatasetId, DetectionResponse? Detection,
     OutcomeResponse? Outcome, JsonElement? Scan)
 {
-    public static RunResponse From(RunRecord r) => new(
+    /// <summary>The run as its team sees it; <see cref="Worker"/> (host:pid) only for admins.</summary>
+    public static RunResponse From(RunRecord r, System.Security.Claims.ClaimsPrincipal? caller) => new(
         r.Id, r.BatchId, r.Status.ToString(), r.Defense, r.ModelId, r.CleanDatasetId, r.TestDatasetId, r.BackdoorTestDatasetId,
         r.BackdoorSamplesDatasetId, r.TriggerJson, r.TargetLabel, r.Seed, r.Progress, r.Step, r.Message,
         new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
         Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
-        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, r.Worker, r.Attempt,
+        r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, caller?.IsInRole(WebDefense.Server.Auth.AuthServices.AdminRole) == true ? r.Worker : null, r.Attempt,
         r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r), OutcomeResponse.From(r), Parse(r.Scan));
 
     private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();

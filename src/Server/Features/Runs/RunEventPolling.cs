@@ -19,9 +19,9 @@ internal static class RunEventPolling
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(15);
 
-    public static async IAsyncEnumerable<SseItem<string>> StreamAsync(RunRecord run, AppDbContext db, [EnumeratorCancellation] CancellationToken ct)
+    public static async IAsyncEnumerable<SseItem<string>> StreamAsync(RunRecord run, AppDbContext db, System.Security.Claims.ClaimsPrincipal caller, [EnumeratorCancellation] CancellationToken ct)
     {
-        yield return Item("snapshot", RunResponse.From(run));
+        yield return Item("snapshot", RunResponse.From(run, caller));
         if (run.IsFinished) yield break;
 
         var attempt = run.Attempt;

@@ -113,7 +113,7 @@ public static class RunsApi
         var number = Math.Max(page ?? 1, 1);
         var total = await query.CountAsync(ct);
         var items = await query.Skip((number - 1) * size).Take(size).ToListAsync(ct);
-        return TypedResults.Ok(new RunPage(items.Select(RunResponse.From).ToArray(), total, number, size));
+        return TypedResults.Ok(new RunPage(items.Select(r => RunResponse.From(r, http.User)).ToArray(), total, number, size));
     }
 
     private static async Task<IResult> ExportAsync(
@@ -182,7 +182,7 @@ public static class RunsApi
     }
 
     private static async Task<Results<Ok<RunResponse>, NotFound>> GetAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct) =>
-        await FindAsync(id, http, db, ct) is { } run ? TypedResults.Ok(RunResponse.From(run)) : TypedResults.NotFound();
+        await FindAsync(id, http, db, ct) is { } run ? TypedResults.Ok(RunResponse.From(run, http.User)) : TypedResults.NotFound();
 
     private static async Task<Results<NoContent, NotFound, ProblemHttpResult>> DeleteAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
     {
@@ -241,7 +241,7 @@ public static class RunsApi
             var runEntry = zip.CreateEntry("run.json");
             await using (var w = await runEntry.OpenAsync(ct))
             {
-                await JsonSerializer.SerializeAsync(w, RunResponse.From(run), RunSpec.Json, ct);
+                await JsonSerializer.SerializeAsync(w, RunResponse.From(run, http.User), RunSpec.Json, ct);
             }
         }
 
@@ -257,7 +257,7 @@ public static class RunsApi
         if (run.IsFinished) return TypedResults.Problem($"the run already finished ({run.Status})", statusCode: StatusCodes.Status409Conflict, title: "Run finished");
         await CancelOneAsync(id, db, cancellations, updates, ct);
         run = await FindAsync(id, http, db, ct);
-        return TypedResults.Accepted($"/api/runs/{id}", RunResponse.From(run!));
+        return TypedResults.Accepted($"/api/runs/{id}", RunResponse.From(run!, http.User));
     }
 
     private static async Task<Results<Accepted<BatchCancelResponse>, NotFound>> CancelBatchAsync(
@@ -316,7 +316,7 @@ public static class RunsApi
             runs.GroupBy(r => r.Status.ToString()).ToDictionary(g => g.Key, g => g.Count()),
             BatchSummary.Of(done.Select(r => r.AfterAcc)), BatchSummary.Of(done.Select(r => r.AfterAsr)),
             BatchSummary.Of(done.Select(r => r.AfterRa)), BatchSummary.Of(done.Select(r => r.Der)),
-            runs.Select(RunResponse.From).ToArray()));
+            runs.Select(r => RunResponse.From(r, http.User)).ToArray()));
     }
 
     private static async Task<IResult> Events(
@@ -325,15 +325,15 @@ public static class RunsApi
         var run = await FindAsync(id, http, db, ct);
         if (run is null) return TypedResults.NotFound();
         // With the PostgreSQL queue the run may execute in another process: follow it through the database.
-        return TypedResults.ServerSentEvents(options.Value.Storage == StorageKind.Postgres ? RunEventPolling.StreamAsync(run, db, ct) : Stream(run, updates, ct));
+        return TypedResults.ServerSentEvents(options.Value.Storage == StorageKind.Postgres ? RunEventPolling.StreamAsync(run, db, http.User, ct) : Stream(run, updates, http.User, ct));
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> Stream(RunRecord run, RunUpdates updates, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<SseItem<string>> Stream(RunRecord run, RunUpdates updates, System.Security.Claims.ClaimsPrincipal caller, [EnumeratorCancellation] CancellationToken ct)
     {
         var (reader, subscription) = updates.Subscribe(run.Id);
         using (subscription)
         {
-            yield return new SseItem<string>(JsonSerializer.Serialize(RunResponse.From(run), RunUpdates.Json), "snapshot");
+            yield return new SseItem<string>(JsonSerializer.Serialize(RunResponse.From(run, caller), RunUpdates.Json), "snapshot");
             if (run.IsFinished) yield break;
             while (true)
             {
