@@ -17,12 +17,8 @@ public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) 
     {
         // No trigger, no triggered images, no backdoor test set: the scan's estimate is all there is.
         var runId = await RunAsync("ft", withBackdoorTest: false, new Dictionary<string, object> { ["epochs"] = 2 });
-        await using var context = await NewContextAsync();
-        var page = await context.NewPageAsync();
-        var errors = new List<string>();
-        page.PageError += (_, e) => errors.Add(e);
-        await LogInAsync(page);
-        await page.GotoAsync($"runs/{runId}");
+        var (context, page, errors) = await OpenRunPageAsync(runId);
+        await using var disposeContext = context;
 
         var outcome = page.Locator("[data-testid=outcome]");
         await Assertions.Expect(outcome).ToHaveAttributeAsync("data-basis", "estimated");
@@ -51,12 +47,8 @@ public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) 
     public async Task Nc_with_its_defaults_and_no_trigger_removes_the_demo_backdoor()
     {
         var runId = await RunAsync("nc", withBackdoorTest: true, new Dictionary<string, object>());
-        await using var context = await NewContextAsync();
-        var page = await context.NewPageAsync();
-        var errors = new List<string>();
-        page.PageError += (_, e) => errors.Add(e);
-        await LogInAsync(page);
-        await page.GotoAsync($"runs/{runId}");
+        var (context, page, errors) = await OpenRunPageAsync(runId);
+        await using var disposeContext = context;
 
         // Measured on the seeded BadNets test set (the run never saw it), beside the status.
         var outcome = page.Locator("[data-testid=outcome]");
@@ -97,22 +89,23 @@ public sealed class ScanFlowTests(ServerProcess server, BrowserSession browser) 
         return runId;
     }
 
-    private async Task<IBrowserContext> NewContextAsync()
+    /// <summary>A logged-in page on the run's page at 1280×860, with the page's script errors collected.</summary>
+    private async Task<(IBrowserContext Context, IPage Page, List<string> Errors)> OpenRunPageAsync(Guid runId)
     {
         var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = server.BaseAddress.ToString(), ViewportSize = new ViewportSize { Width = 1280, Height = 860 },
         });
         context.SetDefaultTimeout(30_000);
-        return context;
-    }
-
-    private static async Task LogInAsync(IPage page)
-    {
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
         await page.GotoAsync("login");
         await page.FillAsync("#email", ServerProcess.AdminEmail);
         await page.FillAsync("#password", ServerProcess.AdminPassword);
         await page.ClickAsync("#login");
         await Assertions.Expect(page.Locator("[data-testid=whoami]")).ToContainTextAsync(ServerProcess.AdminEmail);
+        await page.GotoAsync($"runs/{runId}");
+        return (context, page, errors);
     }
 }
