@@ -49,6 +49,11 @@ public sealed class ClpDefense : IDefense
         observer.StepStarted(0, Steps.Count, Steps[0]);
         var topology = ModelTopology.Discover(context.Model);
         var pairs = ChannelLipschitz.Pairs(context.Model, topology, p.Choice("pairing"), out var pairing);
+        if (pairing != p.Choice("pairing"))
+        {
+            // Said, not silently swapped: a TorchScript model has no traced topology to pair by.
+            observer.Log($"pairing '{p.Choice("pairing")}' was asked for, but this TorchScript model cannot be traced: its BNs are paired in module order ('{pairing}') instead");
+        }
         if (pairs.Count == 0)
         {
             throw new DefenseInputException("CLP needs convolutions followed by batch-norm layers, and this model has none.");
@@ -94,6 +99,7 @@ public sealed class ClpDefense : IDefense
         var findings = new Dictionary<string, object>
         {
             ["pairing"] = pairing,
+            ["pairing_requested"] = p.Choice("pairing"),
             ["paired_layers"] = pairs.Count,
             ["total_channels"] = pairs.Sum(x => x.Norm.Channels),
             ["pruned_channels"] = chosen.Units,
