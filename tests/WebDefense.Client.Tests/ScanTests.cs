@@ -56,7 +56,10 @@ public sealed class ScanTests : DashboardTest
         Assert.Equal(run.Outcome!.Outcome, chip.GetAttribute("data-outcome"));
         Assert.Equal("measured", chip.GetAttribute("data-basis"));
         Assert.DoesNotContain("(estimated)", chip.TextContent);
-        Assert.Contains(run.Outcome.Summary!, page.Find("[data-testid=outcome-summary]").TextContent);
+        var summary = page.Find("[data-testid=outcome-summary]").TextContent;
+        Assert.Contains(run.Outcome.Summary!, summary);
+        // The summary opens with the outcome's words ("Backdoor …"); the alert does not say them twice.
+        Assert.Equal(1, System.Text.RegularExpressions.Regex.Count(summary, "Backdoor (still present|reduced|removed)"));
         Assert.Contains("Backdoor scan before the defense", page.Find("[data-testid=scan-panel]").TextContent);
         // The step list has the scan's three steps before the defense's own.
         var steps = page.FindAll("[data-testid=steps] .mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
