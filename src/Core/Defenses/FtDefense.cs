@@ -56,15 +56,6 @@ public sealed class FtDefense : IDefense
             KeepBest = p.Choice("selection") == "best-val-acc",
         }.Run(context);
 
-        var findings = new Dictionary<string, object>
-        {
-            ["chosen_epoch"] = result.ChosenEpoch,
-            ["epochs_run"] = result.EpochsRun,
-            ["final_val_acc"] = result.Chosen.Acc,
-            ["train_samples"] = train.Count,
-            ["val_samples"] = validation.Clean.Count,
-        };
-        if (result.Chosen.Asr is { } asr) findings["final_val_asr"] = asr;
-        return new DefenseOutcome(result.Points, new OperatingPoint(result.ChosenEpoch, result.Rule), findings);
+        return result.Outcome(("train_samples", train.Count), ("val_samples", validation.Clean.Count));
     }
 }

@@ -72,15 +72,7 @@ public sealed class FtSamDefense : IDefense
                 },
             }.Run(context);
 
-            var findings = new Dictionary<string, object>
-            {
-                ["chosen_epoch"] = result.ChosenEpoch,
-                ["epochs_run"] = result.EpochsRun,
-                ["final_val_acc"] = result.Chosen.Acc,
-                ["optimizer"] = p.Flag("adaptive") ? "ASAM" : "SAM",
-            };
-            if (result.Chosen.Asr is { } asr) findings["final_val_asr"] = asr;
-            return new DefenseOutcome(result.Points, new OperatingPoint(result.ChosenEpoch, result.Rule), findings);
+            return result.Outcome(("optimizer", p.Flag("adaptive") ? "ASAM" : "SAM"));
         }
         finally
         {

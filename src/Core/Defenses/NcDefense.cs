@@ -48,16 +48,7 @@ public sealed class NcDefense : IDefense
             KeepBest = p.Choice("selection") == "best-val-acc", Phase = "unlearning",
         }.Run(context);
 
-        var findings = new Dictionary<string, object>
-        {
-            ["chosen_epoch"] = result.ChosenEpoch,
-            ["epochs_run"] = result.EpochsRun,
-            ["final_val_acc"] = result.Chosen.Acc,
-            ["train_samples"] = train.Count,
-            ["triggered_samples"] = stampedCount,
-        };
-        if (result.Chosen.Asr is { } asr) findings["final_val_asr"] = asr;
-        return new DefenseOutcome(result.Points, new OperatingPoint(result.ChosenEpoch, result.Rule), findings);
+        return result.Outcome(("train_samples", train.Count), ("triggered_samples", stampedCount));
     }
 
     /// <summary>

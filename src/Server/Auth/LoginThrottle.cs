@@ -34,7 +34,7 @@ public sealed class LoginThrottle(IOptions<WebDefenseOptions> options, TimeProvi
 
         var account = Wait(AccountKey(client, email), Options.MaxFailures);
         var address = Wait(AddressKey(client), Options.MaxFailuresPerClient);
-        return account is null ? address : address is null ? account : account > address ? account : address;
+        return new[] { account, address }.Max(); // the longer wait; null when neither applies
     }
 
     public void Failed(IPAddress? client, string email)

@@ -31,9 +31,8 @@ public static class AdminCommand
 
         var rest = args[2..];
         string? Option(string name) => Array.IndexOf(rest, name) is var i and >= 0 && i + 1 < rest.Length ? rest[i + 1] : null;
-        var settings = rest.Where((a, i) => a.StartsWith("--WebDefense", StringComparison.Ordinal) || a.StartsWith("--ConnectionStrings", StringComparison.Ordinal)
-            || (i > 0 && (rest[i - 1].StartsWith("--WebDefense", StringComparison.Ordinal) || rest[i - 1].StartsWith("--ConnectionStrings", StringComparison.Ordinal)))).ToArray();
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = settings, ContentRootPath = AppContext.BaseDirectory });
+        // The server's own settings (--WebDefense:DataDirectory …) are read from the same arguments; --password and --name are ignored there.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = rest, ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.AddWebDefenseOptions();
         builder.AddDataServices();

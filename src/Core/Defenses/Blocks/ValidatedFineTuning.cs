@@ -16,7 +16,20 @@ namespace WebDefense.Core.Defenses.Blocks;
 /// </summary>
 public sealed class ValidatedFineTuning
 {
-    public sealed record Result(IReadOnlyList<TrajectoryPoint> Points, int ChosenEpoch, ValidationScores Chosen, string Rule, int EpochsRun);
+    public sealed record Result(IReadOnlyList<TrajectoryPoint> Points, int ChosenEpoch, ValidationScores Chosen, string Rule, int EpochsRun)
+    {
+        /// <summary>
+        /// The outcome of a defense whose operating point is this chosen epoch: findings chosen_epoch, epochs_run and
+        /// final_val_acc, then the defense's own, then final_val_asr when the slice measured one.
+        /// </summary>
+        public DefenseOutcome Outcome(params (string Key, object Value)[] own)
+        {
+            var findings = new Dictionary<string, object> { ["chosen_epoch"] = ChosenEpoch, ["epochs_run"] = EpochsRun, ["final_val_acc"] = Chosen.Acc };
+            foreach (var (key, value) in own) findings[key] = value;
+            if (Chosen.Asr is { } asr) findings["final_val_asr"] = asr;
+            return new DefenseOutcome(Points, new OperatingPoint(ChosenEpoch, Rule), findings);
+        }
+    }
 
     public required Classifier Model { get; init; }
     public required ImageDataset Train { get; init; }
@@ -31,7 +44,7 @@ public sealed class ValidatedFineTuning
     public Action? AfterStep { get; init; }
     public string Phase { get; init; } = "fine-tune";
 
-    /// <summary>An epoch chosen for its validation ASR may lose at least this much validation ACC against the starting model (the pruning defenses' default bound).</summary>
+    /// <summary>The least <see cref="AccTolerance"/>: 3 points, the pruning defenses' default ACC bound.</summary>
     public const double MaxAccDropForAsr = 0.03;
 
     /// <summary>
@@ -49,6 +62,7 @@ public sealed class ValidatedFineTuning
         var start = Validation.Score(Model);
         var asrBound = start.Asr is not null ? context.MaxValidationAsr : null;
         var tolerance = AccTolerance(start.Acc, Validation.Clean.Count);
+        bool MeetsAsrBound(ValidationScores s) => asrBound is { } bound && s.Asr is { } asr && asr <= bound && start.Acc - s.Acc <= tolerance + 1e-9;
         var points = new List<TrajectoryPoint> { Point(0, start, "before fine-tuning") };
         observer.Point(points[0]);
         var scores = new List<ValidationScores>();
@@ -66,8 +80,7 @@ public sealed class ValidatedFineTuning
             {
                 var s = Validation.Score(Model);
                 scores.Add(s);
-                var meets = asrBound is { } bound && s.Asr is { } asr && asr <= bound && start.Acc - s.Acc <= tolerance + 1e-9;
-                return (meets ? -2 : 0) - s.Acc - 1e-9 * scores.Count;
+                return (MeetsAsrBound(s) ? -2 : 0) - s.Acc - 1e-9 * scores.Count;
             },
             // The loop restores the best epoch's state when patience is set; an unreachable patience never stops early.
             Patience = KeepBest ? int.MaxValue : null,
@@ -84,7 +97,7 @@ public sealed class ValidatedFineTuning
         var chosen = KeepBest ? history.Last(e => e.Improved).Epoch : history.Count - 1;
         var rule = !KeepBest ? $"last {Phase} epoch ({history.Count}), as the reference"
             : asrBound is { } b && scores[chosen].Asr is { } chosenAsr
-                ? chosenAsr <= b && start.Acc - scores[chosen].Acc <= tolerance + 1e-9
+                ? MeetsAsrBound(scores[chosen])
                     ? $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs whose validation ASR is at most {b * 100:0.##}% ({chosenAsr * 100:0.0}%) within {tolerance * 100:0.#} points of the starting model's ACC ({start.Acc * 100:0.0}%)"
                     : $"epoch {chosen + 1} of {history.Count}: no {Phase} epoch brings validation ASR to {b * 100:0.##}% within {tolerance * 100:0.#} points of the starting ACC (this one: ASR {chosenAsr * 100:0.0}%), so the highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)"
                 : $"epoch {chosen + 1} of {history.Count}: highest validation ACC ({scores[chosen].Acc * 100:0.0}%) among the {Phase} epochs (ties → later epoch)";

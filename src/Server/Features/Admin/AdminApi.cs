@@ -32,8 +32,7 @@ public static class AdminApi
             .WithSummary("One team (the Location of a created team).");
         api.MapGet("/users", async (AppDbContext db) =>
         {
-            var adminRole = await db.Roles.Where(r => r.Name == AuthServices.AdminRole).Select(r => r.Id).FirstOrDefaultAsync();
-            var admins = await db.UserRoles.Where(r => r.RoleId == adminRole).Select(r => r.UserId).ToListAsync();
+            var admins = await AdminIds(db).ToListAsync();
             var users = await db.Users.AsNoTracking().OrderBy(u => u.Email).ToListAsync();
             return TypedResults.Ok(users.Select(u => new UserResponse(u.Id, u.Email!, u.TeamId, admins.Contains(u.Id))).ToArray());
         }).WithSummary("Every user.");
@@ -42,9 +41,7 @@ public static class AdminApi
             {
                 var user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == userId);
                 if (user is null) return TypedResults.NotFound();
-                var adminRole = await db.Roles.Where(r => r.Name == AuthServices.AdminRole).Select(r => r.Id).FirstOrDefaultAsync();
-                var admin = await db.UserRoles.AnyAsync(r => r.RoleId == adminRole && r.UserId == userId);
-                return TypedResults.Ok(new UserResponse(user.Id, user.Email!, user.TeamId, admin));
+                return TypedResults.Ok(new UserResponse(user.Id, user.Email!, user.TeamId, await AdminIds(db).ContainsAsync(userId)));
             })
             .WithSummary("One user (the Location of a created user).");
         api.MapPost("/users/{userId:guid}/keys", CreateKeyAsync).WithSummary("Create an API key for a user; the raw key is returned once.");
@@ -93,4 +90,8 @@ public static class AdminApi
         var (key, raw) = await ApiKeys.CreateAsync(db, userId, request?.Name ?? "api");
         return TypedResults.Created($"/api/admin/users/{userId}/keys", new CreatedKeyResponse(key.Id, userId, key.Name, key.Prefix, raw));
     }
+
+    /// <summary>The ids of the users in the admin role.</summary>
+    private static IQueryable<Guid> AdminIds(AppDbContext db) =>
+        db.UserRoles.Where(ur => db.Roles.Any(r => r.Id == ur.RoleId && r.Name == AuthServices.AdminRole)).Select(ur => ur.UserId);
 }
