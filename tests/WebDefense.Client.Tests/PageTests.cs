@@ -108,4 +108,48 @@ public sealed class PageTests : DashboardTest
         page.WaitForAssertion(() => Assert.True(Api.Queries.Any(q => q.Contains("sort=afterAsr", StringComparison.Ordinal) || q.Contains("sort=-afterAsr", StringComparison.Ordinal)), string.Join(" | ", Api.Queries)));
         Assert.Contains("1-20 of 41", page.Markup.Replace("–", "-", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void History_cancels_the_selected_active_runs_and_deletes_the_selected_finished_ones_after_asking()
+    {
+        Render<MudPopoverProvider>();
+        var finished = Fixtures.RnpRun;
+        var running = finished with { Id = Guid.NewGuid(), Status = "Running" };
+        var json = System.Text.Json.JsonSerializer.Serialize(new[] { finished, running }, WebDefenseApi.Json);
+        Api.Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", Fixtures.Text("models.json"))
+            .Json("GET", "/api/runs", $$"""{"items":{{json}},"total":2,"page":1,"pageSize":20}""")
+            .On("DELETE", $"/api/runs/{finished.Id}", _ => new HttpResponseMessage(System.Net.HttpStatusCode.NoContent))
+            .Json("POST", $"/api/runs/{running.Id}/cancel", System.Text.Json.JsonSerializer.Serialize(running with { Status = "Cancelled" }, WebDefenseApi.Json), System.Net.HttpStatusCode.Accepted);
+        var page = Render<History>();
+        page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("[data-testid=history-grid] tbody tr input[type=checkbox]").Count));
+        Assert.True(page.Find("[data-testid=delete-selected]").HasAttribute("disabled"));
+
+        foreach (var box in page.FindAll("[data-testid=history-grid] tbody tr input[type=checkbox]").ToList()) box.Change(true);
+        page.WaitForAssertion(() => Assert.Contains("Delete 1", page.Find("[data-testid=delete-selected]").TextContent));
+        Assert.Contains("Cancel 1", page.Find("[data-testid=cancel-selected]").TextContent);
+
+        // Delete asks first, and "keep them" sends nothing.
+        page.Find("[data-testid=delete-selected]").Click();
+        Assert.Contains("Delete 1 finished run(s)", page.Find("[data-testid=bulk-confirm]").TextContent);
+        page.Find("[data-testid=bulk-confirm-no]").Click();
+        Assert.DoesNotContain(Api.Requests, r => r.Method == HttpMethod.Delete);
+
+        page.Find("[data-testid=delete-selected]").Click();
+        page.Find("[data-testid=bulk-confirm-yes]").Click();
+        page.WaitForAssertion(() => Assert.Contains("Deleted 1 run(s).", page.Find("[data-testid=bulk-result]").TextContent));
+        Assert.Single(Api.Requests, r => r.Method == HttpMethod.Delete && r.Path == $"/api/runs/{finished.Id}");
+        Assert.DoesNotContain(Api.Requests, r => r.Method == HttpMethod.Delete && r.Path.Contains(running.Id.ToString(), StringComparison.Ordinal));
+
+        // Cancel acts on the running run only; a refusal names the run and the server's reason.
+        page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("[data-testid=history-grid] tbody tr input[type=checkbox]").Count));
+        foreach (var box in page.FindAll("[data-testid=history-grid] tbody tr input[type=checkbox]").ToList()) box.Change(true);
+        Api.Json("POST", $"/api/runs/{running.Id}/cancel", """{"title":"Conflict","status":409,"detail":"the run has already finished"}""", System.Net.HttpStatusCode.Conflict, "application/problem+json");
+        page.WaitForAssertion(() => Assert.Contains("Cancel 1", page.Find("[data-testid=cancel-selected]").TextContent));
+        page.Find("[data-testid=cancel-selected]").Click();
+        page.Find("[data-testid=bulk-confirm-yes]").Click();
+        page.WaitForAssertion(() => Assert.Contains("Cancelled 0 run(s). 1 could not be", page.Find("[data-testid=bulk-result]").TextContent));
+        Assert.Contains("already finished", page.Find("[data-testid=bulk-result]").TextContent);
+        Assert.Single(Api.Requests, r => r.Method == HttpMethod.Post && r.Path == $"/api/runs/{running.Id}/cancel");
+    }
 }

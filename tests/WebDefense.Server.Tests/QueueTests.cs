@@ -1,12 +1,86 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using WebDefense.Core.Runs;
+using WebDefense.Server.Jobs;
 
 namespace WebDefense.Server.Tests;
 
-/// <summary>One team cannot fill the queue for all: a cap on its active runs, and a batch cancelled in one call.</summary>
+/// <summary>One team cannot fill the queue for all: a cap on its active runs, turns across teams, and a batch cancelled in one call.</summary>
 public class QueueTests
 {
+    [Fact]
+    public async Task Teams_take_turns_so_one_team_s_batch_does_not_hold_up_another_team_s_run()
+    {
+        var executor = new GatedExecutor();
+        using var service = new ServiceHost(ServiceHost.NewDataDirectory());
+        using var host = service.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IRunExecutor>(executor)));
+        HttpClient Client(string key)
+        {
+            var c = host.CreateClient();
+            c.DefaultRequestHeaders.Add("X-Api-Key", key);
+            return c;
+        }
+
+        var red = Client(ServiceHost.AdminKey);
+        var redIds = await Api.SetUpAsync(red);
+        var teamId = await Api.IdAsync(await red.PostAsJsonAsync("/api/admin/teams", new { name = "blue" }));
+        var userId = await Api.IdAsync(await red.PostAsJsonAsync("/api/admin/users", new { email = "bo@blue.test", password = "Bo-pass-123!", teamId }));
+        var key = JsonDocument.Parse(await (await red.PostAsJsonAsync($"/api/admin/users/{userId}/keys", new { name = "k" })).Content.ReadAsStringAsync())
+            .RootElement.GetProperty("key").GetString()!;
+        var blue = Client(key);
+        var blueIds = await Api.SetUpAsync(blue);
+        object Runs((Guid Model, Guid Clean, Guid Test, Guid BackdoorTest) ids, params int[] seeds) =>
+            new { modelId = ids.Model, defense = "ft", cleanDatasetId = ids.Clean, seeds, parameters = new Dictionary<string, object> { ["scan"] = false } };
+        async Task<int> AheadAsync(HttpClient c) => JsonDocument.Parse(await c.GetStringAsync("/api/status")).RootElement.GetProperty("runsAhead").GetInt32();
+
+        // Red queues three; its first one starts and holds the only worker.
+        var redRuns = JsonDocument.Parse(await (await red.PostAsJsonAsync("/api/runs", Runs(redIds, 1, 2, 3))).Content.ReadAsStringAsync())
+            .RootElement.GetProperty("runIds").EnumerateArray().Select(r => r.GetGuid()).ToList();
+        await executor.WaitForStartsAsync(1);
+        Assert.Equal(2, await AheadAsync(red)); // red's own two queued runs
+        Assert.Equal(0, await AheadAsync(blue)); // blue has had no turn yet: its run would go next
+
+        var blueRun = (await Api.StartAsync(blue, Runs(blueIds, 7)));
+        Assert.Equal(2, await AheadAsync(blue)); // its queued run, then red's turn, then the next
+
+        // Blue's run goes second, not after red's whole batch.
+        for (var started = 2; started <= 4; started++)
+        {
+            executor.ReleaseOne();
+            await executor.WaitForStartsAsync(started);
+        }
+
+        executor.ReleaseOne();
+        Assert.Equal([redRuns[0], blueRun, redRuns[1], redRuns[2]], executor.Started);
+        await Api.WaitAsync(red, redRuns[2], Api.Finished, seconds: 60);
+    }
+
+    /// <summary>Records the order in which runs start; each holds the worker until the test releases it.</summary>
+    private sealed class GatedExecutor : IRunExecutor
+    {
+        private readonly SemaphoreSlim _release = new(0);
+
+        public List<Guid> Started { get; } = [];
+
+        public async Task<RunExecutionResult> ExecuteAsync(RunSpec spec, Func<RunEvent, Task> onEvent, CancellationToken cancellation)
+        {
+            lock (Started) Started.Add(spec.RunId);
+            await _release.WaitAsync(cancellation);
+            return new RunExecutionResult(false, false, null, "held and released by the test");
+        }
+
+        public void ReleaseOne() => _release.Release();
+
+        public async Task WaitForStartsAsync(int count)
+        {
+            for (var i = 0; i < 600 && Started.Count < count; i++) await Task.Delay(100);
+            Assert.True(Started.Count >= count, $"{Started.Count} run(s) started, expected {count}");
+        }
+    }
+
     [Fact]
     public async Task A_team_is_capped_at_its_active_runs_and_a_batch_is_cancelled_in_one_call()
     {

@@ -147,7 +147,7 @@ public sealed record TrajectoryPoint(
 }
 
 public sealed record QueueStatus(
-    string Device, int Workers, bool EngineAvailable, int Queued, int Running, int TeamQueued, int TeamRunning, double? EstimatedWaitSeconds);
+    string Device, int Workers, bool EngineAvailable, int Queued, int Running, int TeamQueued, int TeamRunning, int RunsAhead, double? EstimatedWaitSeconds);
 
 public sealed record TeamInfo(Guid Id, string Name, DateTimeOffset CreatedAt);
 

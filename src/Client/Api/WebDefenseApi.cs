@@ -78,6 +78,8 @@ public sealed class WebDefenseApi(HttpClient http)
 
     public Task<RunInfo> CancelAsync(Guid id, CancellationToken ct = default) => SendAsync<RunInfo>(HttpMethod.Post, $"api/runs/{id}/cancel", null, ct);
 
+    public Task DeleteRunAsync(Guid id, CancellationToken ct = default) => SendAsync(HttpMethod.Delete, $"api/runs/{id}", null, ct);
+
     public Task<StartRunResponse> RerunAsync(Guid id, CancellationToken ct = default) => SendAsync<StartRunResponse>(HttpMethod.Post, $"api/runs/{id}/rerun", null, ct);
 
     public async Task<string> LogAsync(Guid id, CancellationToken ct = default)

@@ -24,28 +24,93 @@ public sealed class RunClaims(IServiceScopeFactory scopes, IOptions<WebDefenseOp
     public TimeSpan Tick => TimeSpan.FromSeconds(Math.Clamp(options.Value.RunLeaseSeconds / 6.0, 1, 5));
 
     /// <summary>
-    /// Claims the run and returns the attempt number, or null when there is nothing to execute (finished, cancelled,
-    /// deleted). While another worker holds a live claim on it (its job was handed out twice), waits: that worker
-    /// either finishes it or stops renewing, and then this one takes over.
+    /// Claims the next run to execute, fairly across teams, and returns it with its attempt number; null when there is
+    /// nothing to execute. A Hangfire job is a token, one per queued run: the run it names is not necessarily the one
+    /// it executes (see <see cref="NextAsync"/>), so one team's hundred queued runs take turns with another team's
+    /// one. While nothing is claimable but a run executes on another worker (its job may have been handed out twice,
+    /// or this token belongs to a run that worker took), waits: that worker either finishes or stops renewing, and
+    /// then this one takes over.
     /// </summary>
-    public async Task<int?> ClaimAsync(Guid runId, CancellationToken ct)
+    public async Task<(Guid RunId, int Attempt)?> ClaimNextAsync(Guid tokenRunId, CancellationToken ct)
     {
         var announced = false;
         while (true)
         {
-            if (await TryClaimAsync(runId, ct) is { } attempt) return attempt;
-            using var scope = scopes.CreateScope();
-            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            var run = await db.Runs.AsNoTracking().Where(r => r.Id == runId)
-                .Select(r => new { r.Status, r.Worker, r.LeaseExpiresAt }).FirstOrDefaultAsync(ct);
-            if (run is null || run.Status is not (RunStatus.Running or RunStatus.Queued)) return null;
-            if (run.Status == RunStatus.Running && !announced)
+            using (var scope = scopes.CreateScope())
             {
-                log.LogWarning("Run {RunId} is executing on {Worker} (claim until {Until:O}); waiting in case that worker stops", runId, run.Worker, run.LeaseExpiresAt);
-                announced = true;
+                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+                for (var tries = 0; tries < 5; tries++)
+                {
+                    if (await NextAsync(db, DateTimeOffset.UtcNow, ct) is not { } next) break;
+                    if (await TryClaimAsync(next, ct) is { } attempt) return (next, attempt);
+                    // Another worker claimed it between the choice and the update: choose again.
+                }
+
+                var elsewhere = await db.Runs.AsNoTracking()
+                    .Where(r => r.Status == RunStatus.Running && r.Worker != WorkerName)
+                    .OrderBy(r => r.LeaseExpiresAt).Select(r => new { r.Id, r.Worker, r.LeaseExpiresAt }).FirstOrDefaultAsync(ct);
+                if (elsewhere is null) return null;
+                if (!announced)
+                {
+                    log.LogInformation("Job of run {Token}: nothing queued; run {RunId} executes on {Worker} (claim until {Until:O}), waiting in case that worker stops",
+                        tokenRunId, elsewhere.Id, elsewhere.Worker, elsewhere.LeaseExpiresAt);
+                    announced = true;
+                }
             }
 
             await Task.Delay(Tick, ct);
+        }
+    }
+
+    /// <summary>
+    /// The run to execute next: a run whose worker stopped renewing its claim first (it was dispatched before anything
+    /// queued now), then round-robin across teams: the team with the fewest runs executing, among those the team whose
+    /// last run started longest ago (never is longest), and that team's oldest queued run.
+    /// </summary>
+    public static async Task<Guid?> NextAsync(AppDbContext db, DateTimeOffset now, CancellationToken ct)
+    {
+        var orphan = await db.Runs.AsNoTracking()
+            .Where(r => r.Status == RunStatus.Running && (r.LeaseExpiresAt == null || r.LeaseExpiresAt < now))
+            .OrderBy(r => r.StartedAt).Select(r => (Guid?)r.Id).FirstOrDefaultAsync(ct);
+        if (orphan is not null) return orphan;
+
+        var teams = await db.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Queued).Select(r => r.TeamId).Distinct().ToListAsync(ct);
+        if (teams.Count == 0) return null;
+        var team = teams[0];
+        if (teams.Count > 1)
+        {
+            var started = await db.Runs.AsNoTracking().Where(r => teams.Contains(r.TeamId) && r.StartedAt != null)
+                .GroupBy(r => r.TeamId)
+                .Select(g => new { Team = g.Key, Running = g.Count(r => r.Status == RunStatus.Running), Last = g.Max(r => r.StartedAt) })
+                .ToDictionaryAsync(x => x.Team, ct);
+            team = teams
+                .OrderBy(t => started.TryGetValue(t, out var s) ? s.Running : 0)
+                .ThenBy(t => started.TryGetValue(t, out var s) ? s.Last : null)
+                .ThenBy(t => t)
+                .First();
+        }
+
+        return await db.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Queued && r.TeamId == team)
+            .OrderBy(r => r.CreatedAt).Select(r => (Guid?)r.Id).FirstOrDefaultAsync(ct);
+    }
+
+    /// <summary>A team's place in the round-robin: its queued runs and when its last run started (null: never).</summary>
+    public sealed record TeamTurn(Guid Team, int Queued, DateTimeOffset? LastStart);
+
+    /// <summary>
+    /// How many runs go before a run this team queues now, by the order of <see cref="NextAsync"/> as one worker
+    /// would dispatch them (teams whose last run started longest ago first; runs executing now are not counted).
+    /// </summary>
+    public static int RunsAhead(IEnumerable<TeamTurn> teams, Guid team)
+    {
+        var queue = teams.ToDictionary(t => t.Team, t => (t.Queued, Order: t.LastStart?.UtcTicks ?? long.MinValue));
+        queue[team] = queue.TryGetValue(team, out var mine) ? (mine.Queued + 1, mine.Order) : (1, long.MinValue);
+        var turn = DateTimeOffset.UtcNow.UtcTicks;
+        for (var ahead = 0; ; ahead++)
+        {
+            var (next, (queued, _)) = queue.Where(q => q.Value.Queued > 0).OrderBy(q => q.Value.Order).ThenBy(q => q.Key).First();
+            if (next == team && queued == 1) return ahead;
+            queue[next] = (queued - 1, ++turn);
         }
     }
 

@@ -29,11 +29,12 @@ public sealed class RunJob(
     public const int CrashRetries = 1;
 
     [AutomaticRetry(Attempts = 0)]
-    public async Task ExecuteAsync(Guid runId, CancellationToken jobToken)
+    public async Task ExecuteAsync(Guid tokenRunId, CancellationToken jobToken)
     {
-        if (await claims.ClaimAsync(runId, jobToken) is not { } attempt)
+        // The job is a token for one queued run; which run it executes is the fair choice at this moment.
+        if (await claims.ClaimNextAsync(tokenRunId, jobToken) is not var (runId, attempt))
         {
-            log.LogInformation("Run {RunId} is not queued any more; skipped", runId);
+            log.LogInformation("Job of run {RunId}: nothing left to execute", tokenRunId);
             return;
         }
 
