@@ -429,8 +429,8 @@ public static class ModelLoader
         }
         catch (Exception ex) when (ex is ExternalException or ArgumentException or InvalidOperationException)
         {
-            var first = ex.Message.Split('\n', 2)[0];
-            throw new ModelFileException($"the model does not accept {input.Channels}×{input.Height}×{input.Width} (C×H×W) inputs: {first}", ex);
+            throw new ModelFileException(
+                $"the model does not accept {input.Channels}×{input.Height}×{input.Width} (C×H×W) inputs: {WebDefense.Core.Runtime.TorchErrors.Cause(ex.Message)}", ex);
         }
 
         if (shape.Length != 2 || shape[1] != model.NumClasses)

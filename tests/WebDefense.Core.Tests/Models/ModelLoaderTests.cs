@@ -102,6 +102,12 @@ public class ModelLoaderTests
         var script = Small with { Architecture = null };
         var channels = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.ts.pt"), script with { Input = InputSpec.Create(3, 28, 28) }));
         Assert.Contains("does not accept 3×28×28", channels.Message);
+        // The interpreter's cause, not only its "operation failed" headline.
+        Assert.Contains("expected input[2, 3, 28, 28] to have 1 channels, but got 3 channels instead", channels.Message);
+        var size = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.ts.pt"), script with { Input = InputSpec.Create(1, 2, 2) }));
+        Assert.Contains("does not accept 1×2×2", size.Message);
+        Assert.EndsWith("inputs: Given input size: (32x1x1). Calculated output size: (32x0x0). Output size is too small", size.Message);
+        Assert.DoesNotContain("Traceback", size.Message);
         var classes = Assert.Throws<ModelFileException>(() => ModelLoader.Load(Fixtures.Resolve("smallcnn.ts.pt"), script with { NumClasses = 43 }));
         Assert.Contains("43 classes were declared", classes.Message);
     }
