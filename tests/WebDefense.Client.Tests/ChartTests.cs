@@ -93,4 +93,66 @@ public sealed class ChartTests : DashboardTest
         // Data-free CLP validated nothing (no clean data): only RNP has an ACC trajectory to overlay.
         Assert.Equal(["rnp"], model.Trajectories("ACC").Select(s => s.Name[..3]));
     }
+
+    [Fact]
+    public void Pointing_reads_every_series_at_that_x_dragging_zooms_and_the_keyboard_does_both()
+    {
+        ChartPoint[] Line(params double[] ys) => [.. ys.Select((y, i) => new ChartPoint(i * 0.1, y))];
+        var series = new[]
+        {
+            new ChartSeries("ACC", ChartPalette.Acc, Line(90, 89, 88, 80, 60, 40)),
+            new ChartSeries("ASR", ChartPalette.Asr, Line(100, 97, 40, 3, 1, 0)),
+        };
+        var chart = Render<LineChart>(p => p.Add(c => c.Series, series).Add(c => c.XLabel, "ratio").Add(c => c.YLabel, "validation %"));
+        var bands = chart.FindAll("rect.hover-band");
+        Assert.Equal(6, bands.Count);
+
+        // Pointing above x = 0.3 reads both series there.
+        bands[3].TriggerEvent("onmouseenter", new Microsoft.AspNetCore.Components.Web.MouseEventArgs());
+        Assert.Equal("ratio 0.3 ACC 80% ASR 3%", Readout(chart));
+
+        // Dragging from 0.1 to 0.3 zooms the x axis to that range: three points per series, and a way back.
+        chart.FindAll("rect.hover-band")[1].TriggerEvent("onmousedown", new Microsoft.AspNetCore.Components.Web.MouseEventArgs());
+        chart.FindAll("rect.hover-band")[3].TriggerEvent("onmouseenter", new Microsoft.AspNetCore.Components.Web.MouseEventArgs());
+        Assert.Single(chart.FindAll("[data-testid=chart-selection]"));
+        chart.FindAll("rect.hover-band")[3].TriggerEvent("onmouseup", new Microsoft.AspNetCore.Components.Web.MouseEventArgs());
+        Assert.Equal(3, chart.FindAll("g[data-series=ACC] circle").Count);
+        Assert.Equal(3, chart.FindAll("rect.hover-band").Count);
+        chart.Find("[data-testid=reset-zoom] button, button[data-testid=reset-zoom]").Click();
+        Assert.Equal(6, chart.FindAll("g[data-series=ACC] circle").Count);
+        Assert.Empty(chart.FindAll("[data-testid=reset-zoom]"));
+
+        // Keyboard: End reads the last x, ← the one before; Shift+← selects, Enter zooms, Escape undoes.
+        var svg = chart.Find("svg.wd-chart");
+        Assert.Equal("0", svg.GetAttribute("tabindex"));
+        svg.KeyDown(new Microsoft.AspNetCore.Components.Web.KeyboardEventArgs { Key = "End" });
+        svg.KeyDown(new Microsoft.AspNetCore.Components.Web.KeyboardEventArgs { Key = "ArrowLeft" });
+        Assert.StartsWith("ratio 0.4 ACC 60%", Readout(chart));
+        svg.KeyDown(new Microsoft.AspNetCore.Components.Web.KeyboardEventArgs { Key = "ArrowLeft", ShiftKey = true });
+        svg.KeyDown(new Microsoft.AspNetCore.Components.Web.KeyboardEventArgs { Key = "Enter" });
+        Assert.Equal(2, chart.FindAll("g[data-series=ASR] circle").Count);
+        svg.KeyDown(new Microsoft.AspNetCore.Components.Web.KeyboardEventArgs { Key = "Escape" });
+        Assert.Equal(6, chart.FindAll("g[data-series=ASR] circle").Count);
+
+        // A hidden series leaves the readout.
+        chart.FindAll("[data-testid=legend] .mud-chip").Single(c => c.TextContent == "ASR").Click();
+        chart.FindAll("rect.hover-band")[0].TriggerEvent("onmouseenter", new Microsoft.AspNetCore.Components.Web.MouseEventArgs());
+        Assert.Equal("ratio 0 ACC 90%", Readout(chart));
+    }
+
+    /// <summary>The readout's items (flex items, spaced by the layout) as one line.</summary>
+    private static string Readout(IRenderedComponent<LineChart> chart) =>
+        string.Join(' ', chart.FindAll("[data-testid=readout] > span").Select(s => s.TextContent.Trim()));
+
+    [Fact]
+    public void A_data_free_clp_run_shows_its_steps_as_a_table_not_an_empty_chart()
+    {
+        var points = Fixtures.Read<Api.TrajectoryPoint[]>("clp-trajectory.json");
+        var chart = Render<TrajectoryChart>(p => p.Add(c => c.Points, points));
+        Assert.Empty(chart.FindAll("svg"));
+        Assert.Contains("No validation metrics along the way", chart.Find("[data-testid=trajectory-unmeasured]").TextContent);
+        var rows = chart.FindAll("[data-testid=trajectory-table] tbody tr");
+        Assert.Equal(points.Length, rows.Count);
+        Assert.Contains("u = 10", rows[1].TextContent);
+    }
 }
