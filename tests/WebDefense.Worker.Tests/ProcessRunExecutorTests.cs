@@ -60,6 +60,38 @@ public partial class ProcessRunExecutorTests(WorkerFixture data, ITestOutputHelp
     }
 
     [Fact]
+    public async Task The_worker_computes_at_the_configured_nice_value_on_every_thread()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var executor = new ProcessRunExecutor(new ProcessRunExecutorOptions { WorkerTimeout = TimeSpan.FromMinutes(3), Nice = 10 }, output.WriteLine);
+        var spec = data.Spec("rnp", new() { ["recovering_epochs"] = 200, ["unlearning_epochs"] = 200 });
+        using var cts = new CancellationTokenSource();
+        int? pid = null;
+        var nices = new List<int>();
+        await executor.ExecuteAsync(spec, e =>
+        {
+            pid ??= Pid(e);
+            if (e is StepEvent && !cts.IsCancellationRequested && pid is { } p)
+            {
+                // Field 19 of /proc/PID/task/TID/stat is the thread's nice value; the run computes by now (libtorch's threads exist).
+                foreach (var task in Directory.EnumerateDirectories($"/proc/{p}/task"))
+                {
+                    var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    nices.Add(int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                cts.Cancel();
+            }
+
+            return Task.CompletedTask;
+        }, cts.Token);
+
+        Assert.NotEmpty(nices);
+        Assert.All(nices, n => Assert.Equal(10, n));
+        Assert.Equal(0, int.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Trim().Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task Cancelling_kills_the_child_promptly()
     {
         var spec = data.Spec("rnp", new() { ["recovering_epochs"] = 200, ["unlearning_epochs"] = 200 });

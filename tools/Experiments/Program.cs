@@ -34,6 +34,9 @@ switch (command)
     case "byom":
         BringYourOwnCommand.Run(options);
         break;
+    case "api-load":
+        ApiLoadCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -65,6 +68,11 @@ switch (command)
               byom            every checkpoint in ../shared/data/models loaded with nothing declared (format, unwrapped,
                               architecture found, or the message), then ACC/ASR by our evaluator next to PyTorch's from
                               tools/fixtures/byom_reference.py (--models DIR --reference artifacts/byom --out FILE.md)
+              api-load        read latency of a running service while one run executes (starts an FT run on its demo
+                              model, cancels it at the end): --base URL --key API_KEY (or WD_KEY) --clients 30
+                              --seconds 60 --warmup 10 (s for the run to start computing) --warm 15 (s of
+                              uncounted load first) --rate R (requests/s per client; 0 = back to back) --label TEXT;
+                              --run 0 measures with no run executing; --out FILE appends the table
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;

@@ -24,6 +24,14 @@ public sealed class WebDefenseOptions
     [Range(1, 64)]
     public int WorkerCount { get; set; } = 1;
 
+    /// <summary>
+    /// The Linux nice value of run worker processes (0–19; 0 = the server's own priority). With the default 10 the web
+    /// server's requests go first when a run keeps every core busy (docs/results/api-load.md); a run on an otherwise
+    /// idle machine is not slowed.
+    /// </summary>
+    [Range(0, 19)]
+    public int WorkerNice { get; set; } = 10;
+
     /// <summary>Torch threads per run; 0 = one per core.</summary>
     [Range(0, 256)]
     public int TorchThreads { get; set; }

@@ -61,7 +61,8 @@ public static class JobServices
         builder.Services.AddSingleton<IRunExecutor>(sp =>
         {
             var log = sp.GetRequiredService<ILogger<ProcessRunExecutor>>();
-            return new ProcessRunExecutor(new ProcessRunExecutorOptions(), message => log.LogInformation("{Message}", message));
+            var options = sp.GetRequiredService<IOptions<WebDefenseOptions>>().Value;
+            return new ProcessRunExecutor(new ProcessRunExecutorOptions { Nice = options.WorkerNice }, message => log.LogInformation("{Message}", message));
         });
         return builder;
     }

@@ -19,6 +19,9 @@ public sealed record ProcessRunExecutorOptions
 
     /// <summary>How much of the worker's stderr is kept for the failure message.</summary>
     public int StderrTailChars { get; init; } = 8 * 1024;
+
+    /// <summary>The worker's Linux nice value (0–19; 0 = as the server): the web server's requests go first when both want the cores.</summary>
+    public int Nice { get; init; }
 }
 
 /// <summary>
@@ -81,6 +84,7 @@ public sealed class ProcessRunExecutor(ProcessRunExecutorOptions? options = null
         var threads = Math.Max(1, spec.Threads).ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.Environment["OMP_NUM_THREADS"] = threads;
         info.Environment["MKL_NUM_THREADS"] = threads;
+        info.Environment[WorkerPriority.Variable] = _options.Nice.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var process = new Process { StartInfo = info };
         process.Start();
         // Standard input stays open and unused: it closes when this process ends (even by SIGKILL), and the worker,

@@ -30,6 +30,10 @@ public static class WorkerEntryPoint
         }
 
         var specPath = args[1];
+        if (WorkerPriority.ApplyFromEnvironment() is > 0 and var lowered)
+        {
+            Console.Error.WriteLine($"worker: nice {Environment.GetEnvironmentVariable(WorkerPriority.Variable)} on {lowered} thread(s)");
+        }
 
         RunSpec spec;
         try
