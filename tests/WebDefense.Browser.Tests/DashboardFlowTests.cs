@@ -107,6 +107,10 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         await page.ClickAsync("a[href='/history']");
         var row = page.Locator("[data-testid=history-grid] tbody tr", new() { HasText = "rnp" }).First;
         await Assertions.Expect(row).ToContainTextAsync("87.04% →");
+        // At 1280 px (with the menu open) the ACC and ASR columns are in view without scrolling the grid sideways.
+        var grid = await page.Locator("[data-testid=history-grid] .mud-table-container").BoundingBoxAsync();
+        var asr = await page.Locator("[data-testid=history-grid] th", new() { HasText = "ASR before" }).BoundingBoxAsync();
+        Assert.True(asr!.X + asr.Width <= grid!.X + grid.Width, $"the ASR column ends at {asr.X + asr.Width} px, the grid at {grid.X + grid.Width} px");
         await Shot(page, "history");
         await row.Locator("input[type=checkbox]").CheckAsync();
         await page.ClickAsync("[data-testid=compare-selected]");

@@ -37,6 +37,9 @@ public sealed class GradPruneDefense : IDefense
         ParameterSpec.Number("lr", 0.001, 1e-6, 1.0, "Fine-tuning SGD learning rate (no scheduler)."),
         ParameterSpec.Int("batch_size", 128, 1, 4096, "Mini-batch size."),
         ParameterSpec.Flag("persistent_mask", true, "Keep pruned filters at zero during fine-tuning (the reference code lets them regrow)."),
+        ParameterSpec.Flag("keep_untuned", true, "The pruned model before fine-tuning is a candidate too: kept when no fine-tuning epoch has a lower validation clean loss (the authors' code)."),
+        ParameterSpec.Choice("scoring_bn_mode", "eval", ["eval", "reference"],
+            "BatchNorm while scoring filters. eval: frozen statistics for every batch. reference: the first batch of each round in training mode, so the BN running statistics take in triggered images each round, as the authors' code does by a side effect."),
         ScanAssistance.Scan,
     ];
 
@@ -76,7 +79,7 @@ public sealed class GradPruneDefense : IDefense
             while (initial.Acc - current.Acc < p.Number("accuracy_threshold") && patience < p.Int("pruning_patience") && mask.Count < p.Int("max_rounds"))
             {
                 context.Cancellation.ThrowIfCancellationRequested();
-                var (conv, filter) = HighestScoringFilter(model, topology, mask, triggeredTrain, p.Int("batch_size"));
+                var (conv, filter) = HighestScoringFilter(model, topology, mask, triggeredTrain, p.Int("batch_size"), p.Choice("scoring_bn_mode") == "reference", context.Random);
                 mask.Prune(conv, filter);
                 current = validation.Score(model);
                 var point = Point(mask.Count, current, $"{conv.Name}[{filter}]");
@@ -111,6 +114,7 @@ public sealed class GradPruneDefense : IDefense
         // Fine-tune: CE on clean images + CE on triggered images with true labels, keep the lowest validation clean loss.
         observer.StepStarted(2, Steps.Count, Steps[2]);
         var epochs = 0;
+        int? keptEpoch = null;
         if (p.Int("max_tuning_epochs") > 0)
         {
             var loop = new TrainingLoop
@@ -122,6 +126,7 @@ public sealed class GradPruneDefense : IDefense
                 AfterStep = p.Flag("persistent_mask") ? keptMask.Apply : null,
                 Validate = () => ValidationSet.MeanCrossEntropy(model, validation.Clean),
                 Patience = p.Int("tuning_patience"),
+                StartIsCandidate = p.Flag("keep_untuned"),
                 OnEpoch = epoch =>
                 {
                     var point = new TrajectoryPoint(epoch.Epoch + 1, "fine-tuning epoch", Loss: epoch.Validation, Note: $"train loss {epoch.Loss:0.####}", Phase: "fine-tune");
@@ -130,7 +135,12 @@ public sealed class GradPruneDefense : IDefense
                     observer.Progress((epoch.Epoch + 1.0) / p.Int("max_tuning_epochs"), $"fine-tuning epoch {epoch.Epoch + 1}: val clean loss {epoch.Validation:0.####}");
                 },
             };
-            epochs = loop.Run(context.Random, context.Cancellation).Count;
+            var reports = loop.Run(context.Random, context.Cancellation);
+            epochs = reports.Count;
+            keptEpoch = reports.LastOrDefault(r => r.Improved)?.Epoch + 1 ?? (p.Flag("keep_untuned") ? 0 : null);
+            observer.Log(keptEpoch == 0
+                ? "kept the pruned model before fine-tuning: no fine-tuning epoch had a lower validation clean loss"
+                : $"kept fine-tuning epoch {keptEpoch} (lowest validation clean loss)");
         }
 
         var final = validation.Score(model);
@@ -140,6 +150,8 @@ public sealed class GradPruneDefense : IDefense
             ["pruning_rounds"] = mask.Count,
             ["total_filters"] = topology.TotalFilters,
             ["fine_tuning_epochs"] = epochs,
+            ["fine_tuning_epoch_kept"] = keptEpoch is { } kept ? kept : "none (fine-tuning skipped)",
+            ["scoring_bn_mode"] = p.Choice("scoring_bn_mode"),
             ["persistent_mask"] = p.Flag("persistent_mask"),
             ["own_batchnorm_pairs"] = topology.Convs.Count(c => c.BatchNorm is not null),
             ["final_val_acc"] = final.Acc,
@@ -153,23 +165,29 @@ public sealed class GradPruneDefense : IDefense
         new(pruned, "filters pruned", s.Acc, s.Asr, s.Ra, s.BackdoorLoss, note);
 
     /// <summary>
-    /// Accumulates the gradient of CE(f(x_b), y) over all training batches (eval mode, so BN statistics stay
-    /// fixed), scores each not-yet-pruned filter by the mean |grad| of its weights, returns the argmax.
+    /// Accumulates the gradient of CE(f(x_b), y) over the training batches in a fresh random order each round (the
+    /// authors' shuffled loader), scores each not-yet-pruned filter by the mean |grad| of its weights, returns the
+    /// argmax. BN runs in eval mode (statistics fixed), or with <paramref name="referenceBnMode"/> in training mode for
+    /// the first batch, as the authors' code does: that batch is normalised with its own statistics and the running
+    /// statistics are updated with it.
     /// </summary>
-    private static (ConvLayer Conv, int Filter) HighestScoringFilter(Classifier model, ModelTopology topology, FilterMask mask, ImageDataset triggered, int batchSize)
+    private static (ConvLayer Conv, int Filter) HighestScoringFilter(
+        Classifier model, ModelTopology topology, FilterMask mask, ImageDataset triggered, int batchSize, bool referenceBnMode, Random random)
     {
         var wasTraining = model.Module.training;
-        model.Module.eval();
         model.Module.zero_grad();
         try
         {
+            var order = Enumerable.Range(0, triggered.Count).Select(i => (long)i).ToArray();
+            random.Shuffle(order);
             for (var start = 0; start < triggered.Count; start += batchSize)
             {
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
-                var length = Math.Min(batchSize, triggered.Count - start);
-                var logits = model.Forward(model.Input.Normalize(triggered.Images.narrow(0, start, length)));
-                nn.functional.cross_entropy(logits, triggered.Labels.narrow(0, start, length)).backward();
+                model.Module.train(referenceBnMode && start == 0);
+                using var rows = tensor(order.AsSpan(start, Math.Min(batchSize, triggered.Count - start)).ToArray());
+                var logits = model.Forward(model.Input.Normalize(triggered.Images.index_select(0, rows)));
+                nn.functional.cross_entropy(logits, triggered.Labels.index_select(0, rows)).backward();
             }
 
             (ConvLayer Conv, int Filter)? best = null;

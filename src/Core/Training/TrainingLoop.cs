@@ -51,9 +51,15 @@ public sealed class TrainingLoop
 
     /// <summary>
     /// Validation score after each epoch, lower is better. With <see cref="Patience"/> the best epoch's state is
-    /// restored at the end (the starting state is not a candidate, as in the reference fine-tuning loops).
+    /// restored at the end (the starting state is a candidate only with <see cref="StartIsCandidate"/>).
     /// </summary>
     public Func<double>? Validate { get; init; }
+
+    /// <summary>
+    /// With <see cref="Validate"/> and <see cref="Patience"/>: the state before the first epoch is scored too, and kept
+    /// when no epoch beats it (Grad-Prune's fine-tuning). Then no report is marked <see cref="EpochReport.Improved"/>.
+    /// </summary>
+    public bool StartIsCandidate { get; init; }
 
     /// <summary>Stop after this many epochs without validation improvement (needs <see cref="Validate"/>).</summary>
     public int? Patience { get; init; }
@@ -74,6 +80,12 @@ public sealed class TrainingLoop
         var sinceBest = 0;
         try
         {
+            if (StartIsCandidate && Patience is not null && Validate is not null)
+            {
+                bestScore = Validate();
+                best = StateDict.FromModule(Model.Module);
+            }
+
             for (var epoch = 0; epoch < Options.Epochs; epoch++)
             {
                 cancellation.ThrowIfCancellationRequested();

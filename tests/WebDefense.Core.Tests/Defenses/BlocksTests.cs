@@ -32,25 +32,24 @@ public class BlocksTests
     }
 
     [Fact]
-    public void Pruning_a_filter_zeroes_its_weights_and_its_own_bn_and_the_mask_keeps_it_zero()
+    public void Pruning_a_filter_zeroes_its_weights_and_its_own_bn_gamma_as_the_authors_do_and_the_mask_keeps_them_zero()
     {
         using var model = ModelZoo.CreateClassifier("smallcnn", 10, InputSpec.Grey28);
         var t = ModelTopology.Discover(model);
         var conv2 = t.Convs.Single(c => c.Name == "conv2");
         var bn2 = t.BatchNorm("bn2")!;
-        using (no_grad()) bn2.Bias.fill_(0.3f); // a non-zero β: pruning must remove it too
+        using (no_grad()) bn2.Bias.fill_(0.3f);
         var mask = new FilterMask(t);
         mask.Prune(conv2, 5);
 
-        using var x = rand(4, 1, 28, 28);
         using (no_grad())
         {
             model.Module.eval();
-            // After bn2 the channel is exactly zero: conv output 0, γ 0, β 0.
+            // Weights and γ are zero; β stays, so after bn2 the channel is the constant β (the authors zero γ only).
             Assert.Equal(0f, conv2.Weight[5].abs().sum().item<float>());
             Assert.Equal(0f, bn2.Weight[5].item<float>());
-            Assert.Equal(0f, bn2.Bias[5].item<float>());
-            Assert.NotEqual(0f, bn2.Bias[4].item<float>());
+            Assert.Equal(0.3f, bn2.Bias[5].item<float>());
+            Assert.NotEqual(0f, bn2.Weight[4].item<float>());
             conv2.Weight[5].fill_(1f);
             bn2.Weight[5].fill_(1f);
         }
@@ -59,6 +58,39 @@ public class BlocksTests
         Assert.Equal(0f, conv2.Weight[5].abs().sum().item<float>());
         Assert.Equal(0f, bn2.Weight[5].item<float>());
         Assert.Equal(1, mask.Count);
+    }
+
+    [Fact]
+    public void A_torchscript_graph_pairs_its_convs_with_the_bns_they_feed_as_the_native_model_does_and_is_left_unchanged()
+    {
+        var declaration = new ModelDeclaration("preactresnet18", 10, InputSpec.Create(3, 32, 32));
+        using var native = ModelLoader.Load(WebDefense.Core.Tests.Models.Fixtures.Resolve("preactresnet18.pt"), declaration);
+        using var script = ModelLoader.Load(WebDefense.Core.Tests.Models.Fixtures.Resolve("preactresnet18.ts.pt"), declaration with { Architecture = null });
+        Assert.True(script.Classifier.IsTorchScript);
+        using var x = rand(2, 3, 32, 32, generator: new Generator(3));
+        using var before = Logits(script.Classifier, x);
+
+        var traced = ModelTopology.Discover(native.Classifier).Convs.ToDictionary(c => c.Name, c => c.BatchNorm);
+        var probed = ModelTopology.Discover(script.Classifier);
+        Assert.Equal(traced, probed.Convs.ToDictionary(c => c.Name, c => c.BatchNorm));
+        Assert.Equal(9, probed.Convs.Count(c => c.BatchNorm is not null)); // the stem and every block's conv1; conv2s and shortcuts feed a sum
+        Assert.Equal("layer2.0.bn2", probed.Convs.Single(c => c.Name == "layer2.0.conv1").BatchNorm);
+
+        // The probe leaves weights and BN statistics as they were.
+        using var after = Logits(script.Classifier, x);
+        Assert.True(before.eq(after).all().item<bool>());
+
+        // Pruning on the TorchScript model zeroes the own BN's γ there too.
+        var conv = probed.Convs.Single(c => c.Name == "layer2.0.conv1");
+        new FilterMask(probed).Prune(conv, 7);
+        Assert.Equal(0f, probed.BatchNorm("layer2.0.bn2")!.Weight[7].item<float>());
+    }
+
+    private static Tensor Logits(Classifier model, Tensor x)
+    {
+        using var noGrad = no_grad();
+        model.Module.eval();
+        return model.Forward(x).detach().clone();
     }
 
     [Fact]

@@ -40,4 +40,32 @@ public class TrainingLoopTests
         Assert.Equal(4, BatchPlan.Epoch(450, 128, shuffle: true, new SgdOptions().DropLast, new Random(0)).Count);
         Assert.Equal(66, BatchPlan.Epoch(450, 128, shuffle: true, new SgdOptions().DropLast, new Random(0))[^1].Length);
     }
+
+    [Fact]
+    public void The_starting_state_is_kept_when_it_is_a_candidate_and_no_epoch_beats_it()
+    {
+        // Every epoch moves w from 1 towards 0 (loss w, lr 0.1); validation prefers w close to 1, so no epoch beats the start.
+        float Train(bool startIsCandidate, out IReadOnlyList<EpochReport> reports)
+        {
+            var linear = nn.Linear(1, 1, hasBias: false);
+            using (no_grad()) linear.weight!.fill_(1f);
+            using var model = new Classifier(nn.Sequential(("flatten", nn.Flatten()), ("fc", linear)), "test-linear", 1, InputSpec.Create(1, 1, 1));
+            using var data = new ImageDataset(zeros(1, 1, 1, 1, ScalarType.Byte), zeros(1, ScalarType.Int64));
+            reports = new TrainingLoop
+            {
+                Model = model, Data = data, StartIsCandidate = startIsCandidate, Patience = 2,
+                Options = new SgdOptions { LearningRate = 0.1, Momentum = 0, WeightDecay = 0, BatchSize = 1, Epochs = 5 },
+                Loss = (m, _) => new BatchLoss(m.Module.parameters().First().sum(), null),
+                Validate = () => Math.Abs(1 - linear.weight!.item<float>()),
+            }.Run(new Random(0));
+            return linear.weight!.item<float>();
+        }
+
+        Assert.Equal(1f, Train(startIsCandidate: true, out var kept), 5);
+        Assert.DoesNotContain(kept, r => r.Improved);
+        Assert.Equal(2, kept.Count); // patience 2 counted from the start
+        // Without it the first epoch is the best candidate: w = 0.9.
+        Assert.Equal(0.9f, Train(startIsCandidate: false, out var first), 5);
+        Assert.True(first[0].Improved);
+    }
 }

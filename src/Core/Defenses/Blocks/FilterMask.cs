@@ -4,10 +4,13 @@ using static TorchSharp.torch;
 namespace WebDefense.Core.Defenses.Blocks;
 
 /// <summary>
-/// Pruned conv filters. Pruning filter k of a conv zeroes its weights, its own bias and the γ and β of its
-/// own BN (the BN that normalises that conv's output, when there is one), so the channel is exactly zero.
-/// <see cref="Apply"/> re-zeroes everything pruned so far; call it after each optimizer step to keep pruned
-/// filters pruned (a persistent mask).
+/// Pruned conv filters, as Grad-Prune's authors prune them: filter k of a conv has its weights and its own bias
+/// zeroed, and the γ of its own BN (the BN that normalises that conv's output, found on native and TorchScript
+/// models alike by <see cref="ModelTopology"/>). The channel then carries the BN's β, a constant. The authors zero
+/// index k of whatever tensor follows the conv weight in parameter order, which is that γ for most convs but
+/// another conv's filter or a class row of the classifier for some (reference-algorithms §11); we take the BN the
+/// conv's output really flows into (docs/defenses/grad-prune.md). <see cref="Apply"/> re-zeroes everything pruned
+/// so far; call it after each optimizer step to keep pruned filters pruned (a persistent mask).
 /// </summary>
 public sealed class FilterMask(ModelTopology topology)
 {
@@ -47,7 +50,6 @@ public sealed class FilterMask(ModelTopology topology)
         if (topology.BatchNorm(conv.BatchNorm) is { } norm)
         {
             norm.Weight[filter].zero_();
-            norm.Bias[filter].zero_();
         }
     }
 }
