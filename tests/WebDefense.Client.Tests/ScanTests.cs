@@ -61,9 +61,10 @@ public sealed class ScanTests : DashboardTest
         // The summary opens with the outcome's words ("Backdoor …"); the alert does not say them twice.
         Assert.Equal(1, System.Text.RegularExpressions.Regex.Count(summary, "Backdoor (still present|reduced|removed)"));
         Assert.Contains("Backdoor scan before the defense", page.Find("[data-testid=scan-panel]").TextContent);
-        // The step list has the scan's three steps before the defense's own.
+        // The step list has the scan's three steps before the defense's own, after the evaluation of the model as given.
         var steps = page.FindAll("[data-testid=steps] .mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
-        Assert.Equal(["invert triggers", "anomaly index", "estimate ASR"], steps[..3]);
+        Assert.Equal(["evaluate before", "invert triggers", "anomaly index", "estimate ASR"], steps[..4]);
+        Assert.Equal("evaluate after", steps[^1]);
         Assert.NotEmpty(page.FindAll("[data-testid=download-model]"));
     }
 

@@ -37,6 +37,9 @@ switch (command)
     case "api-load":
         ApiLoadCommand.Run(options);
         break;
+    case "run-wait":
+        RunWaitCommand.Run(options);
+        break;
     default:
         Console.WriteLine("""
             usage: dotnet run --project tools/Experiments -c Release -- COMMAND [--key value ...]
@@ -73,6 +76,9 @@ switch (command)
                               --seconds 60 --warmup 10 (s for the run to start computing) --warm 15 (s of
                               uncounted load first) --rate R (requests/s per client; 0 = back to back) --label TEXT;
                               --run 0 measures with no run executing; --out FILE appends the table
+              run-wait        where a run's time goes, through a running service: --runs runs (seeds 1, 2, …) of --defense
+                              on --model ID --clean ID --test ID --backdoor-test ID --target N [--params k=v,k=v],
+                              each split into queueing, worker start, loading, evaluations and the defense (--out FILE)
             every command: --threads N (torch threads, default: the number of cores)
             """);
         break;

@@ -108,7 +108,7 @@ public sealed record RunInfo(
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
     string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
     string? Kind = null, string? Architecture = null, int? NumClasses = null, Guid? PoisonedTrainDatasetId = null, Detection? Detection = null,
-    BackdoorOutcome? Outcome = null, ScanSummary? Scan = null)
+    BackdoorOutcome? Outcome = null, ScanSummary? Scan = null, Guid? BeforeReusedFrom = null)
 {
     /// <summary>A scan run: it looks for a backdoor and produces no model.</summary>
     public bool IsScan => Kind == DefenseKinds.Scan;

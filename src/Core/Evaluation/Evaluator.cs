@@ -15,7 +15,7 @@ public static class Evaluator
     /// Predicted class of every image (uint8 N×C×H×W), in eval mode under inference mode, one dispose scope
     /// per batch. The module's train/eval mode is restored afterwards.
     /// </summary>
-    public static long[] Predict(Classifier model, Tensor images, int batchSize = DefaultBatchSize, Device? device = null)
+    public static long[] Predict(Classifier model, Tensor images, int batchSize = DefaultBatchSize, Device? device = null, Action<int>? batchDone = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var count = (int)images.shape[0];
@@ -33,6 +33,7 @@ public static class Evaluator
                 var x = model.Input.Normalize(images.narrow(0, start, length), device);
                 var predicted = model.Forward(x).argmax(1).cpu();
                 predicted.data<long>().CopyTo(predictions, start);
+                batchDone?.Invoke(length);
             }
         }
         finally
@@ -79,10 +80,10 @@ public static class Evaluator
     }
 
     /// <summary>Fraction of <paramref name="data"/> predicted as its label.</summary>
-    public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Device? device = null)
+    public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Device? device = null, Action<int>? batchDone = null)
     {
         model.Input.EnsureMatches(data);
-        return Fraction(Predict(model, data.Images, batchSize, device), Labels(data), (p, y) => p == y);
+        return Fraction(Predict(model, data.Images, batchSize, device, batchDone), Labels(data), (p, y) => p == y);
     }
 
     /// <summary>
@@ -90,16 +91,20 @@ public static class Evaluator
     /// with their TRUE labels), skipping samples whose true label is the target, as BackdoorBench does.
     /// </summary>
     public static BackdoorMetrics Evaluate(Classifier model, ImageDataset cleanTest, ImageDataset? backdoorTest, int targetLabel,
-        int batchSize = DefaultBatchSize, Device? device = null)
+        int batchSize = DefaultBatchSize, Device? device = null, Action<int, int>? progress = null)
     {
-        var acc = Accuracy(model, cleanTest, batchSize, device);
+        // progress(images done, images in all), after every batch.
+        var total = cleanTest.Count + (backdoorTest?.Count ?? 0);
+        var done = 0;
+        Action<int>? batchDone = progress is null ? null : n => progress(done += n, total);
+        var acc = Accuracy(model, cleanTest, batchSize, device, batchDone);
         if (backdoorTest is null)
         {
             return new BackdoorMetrics(acc, null, null, cleanTest.Count, 0);
         }
 
         model.Input.EnsureMatches(backdoorTest, "backdoor test set");
-        var (asr, ra, kept) = AttackMetrics(Predict(model, backdoorTest.Images, batchSize, device), Labels(backdoorTest), targetLabel);
+        var (asr, ra, kept) = AttackMetrics(Predict(model, backdoorTest.Images, batchSize, device, batchDone), Labels(backdoorTest), targetLabel);
         return new BackdoorMetrics(acc, asr, ra, cleanTest.Count, kept);
     }
 

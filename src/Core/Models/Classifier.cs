@@ -14,7 +14,8 @@ public sealed class Classifier : IDisposable
 
     private readonly Func<nn.Module>? _factory;
 
-    /// <param name="factory">Creates a fresh module of the same architecture (needed by <see cref="Clone"/> for native modules).</param>
+    /// <param name="factory">Creates a fresh module of the same architecture, whose state <see cref="Clone"/> then overwrites: a zoo
+    /// constructor, or for TorchScript a load of the archive's bytes in memory (without it, TorchScript is cloned through a temporary file).</param>
     public Classifier(nn.Module module, string architecture, int numClasses, InputSpec input, Func<nn.Module>? factory = null)
     {
         if (module is not nn.IModule<Tensor, Tensor>)
@@ -42,8 +43,9 @@ public sealed class Classifier : IDisposable
     public Classifier Clone()
     {
         nn.Module copy;
-        if (Module is jit.ScriptModule script)
+        if (Module is jit.ScriptModule script && _factory is null)
         {
+            // A script module built without its archive at hand: through a temporary file.
             var path = Path.Combine(Path.GetTempPath(), $"webdefense-clone-{Guid.NewGuid():N}.pt");
             try
             {

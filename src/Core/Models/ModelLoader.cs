@@ -194,7 +194,10 @@ public static class ModelLoader
                     inferred.Add($"{classes} classes from the output of a probe forward pass");
                 }
 
-                return new Classifier(module, Classifier.TorchScriptArchitecture, classes, MakeInput(channels, h, w, declaration));
+                // Clones load the checked archive from memory and take this module's state (Classifier.Clone).
+                var archive = File.ReadAllBytes(path);
+                return new Classifier(module, Classifier.TorchScriptArchitecture, classes, MakeInput(channels, h, w, declaration),
+                    () => TorchScriptModel.LoadChecked(archive));
             }
 
             // Nothing worked: run the check on the first size for its precise message.

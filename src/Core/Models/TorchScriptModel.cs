@@ -58,6 +58,17 @@ public static class TorchScriptModel
     }
 
     /// <summary>
+    /// Loads an archive already checked by <see cref="Load(string, DeviceType, long)"/> from its bytes in memory (a
+    /// classifier's clones are made from these, with no temporary file); the module is returned in eval mode.
+    /// </summary>
+    public static jit.ScriptModule<Tensor, Tensor> LoadChecked(byte[] archive)
+    {
+        var module = jit.load<Tensor, Tensor>(archive, DeviceType.CPU, -1);
+        module.eval();
+        return module;
+    }
+
+    /// <summary>
     /// Reads an archive's directory and code without executing anything. With <paramref name="verifyChecksums"/>
     /// every entry's CRC-32 is checked (libtorch's loader does not, and silently loads corrupted tensor data).
     /// </summary>

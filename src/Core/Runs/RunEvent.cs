@@ -64,6 +64,9 @@ public sealed record CompletedEvent(
     /// <summary>The scan's reconstructed trigger's ASR on held-out clean images, on the model before and after the defense.</summary>
     public double? EstimatedAsrBefore { get; init; }
     public double? EstimatedAsrAfter { get; init; }
+
+    /// <summary>Whether <see cref="Before"/> are an earlier run's metrics (<see cref="RunSpec.KnownBefore"/>), not evaluated by this run.</summary>
+    public bool BeforeReused { get; init; }
 }
 
 /// <summary>The run failed with a message meant for the user (bad input) or an internal error.</summary>

@@ -65,6 +65,13 @@ public sealed record RunSpec
     public string? TriggerJson { get; init; }
 
     public int? TargetLabel { get; init; }
+
+    /// <summary>
+    /// "Before" metrics an earlier run measured on the same model file and declaration, test sets, trigger and target
+    /// (the server looks them up); the run uses them instead of evaluating the model as given again.
+    /// </summary>
+    public WebDefense.Core.Evaluation.BackdoorMetrics? KnownBefore { get; init; }
+
     public required string OutputDirectory { get; init; }
     public int Threads { get; init; } = 1;
     /// <summary>The device setting: auto, cpu, cuda or cuda:N (see ComputeDevice).</summary>

@@ -83,6 +83,7 @@ public static partial class RunWorker
                 Seed = spec.Seed,
                 TestSet = test,
                 BackdoorTestSet = backdoorTest,
+                KnownBefore = spec.KnownBefore,
                 Observer = observer,
                 Cancellation = ct,
             });
@@ -104,6 +105,7 @@ public static partial class RunWorker
             {
                 Outcome = result.Outcome, Scan = scanReport, ScanFiles = scanFiles,
                 EstimatedAsrBefore = result.EstimatedAsrBefore, EstimatedAsrAfter = result.EstimatedAsrAfter,
+                BeforeReused = result.BeforeReused,
             };
 
             var metrics = new Dictionary<string, object?>
@@ -114,6 +116,7 @@ public static partial class RunWorker
                 ["targetLabel"] = spec.TargetLabel,
                 ["modelFormat"] = loaded.Format.ToString(),
                 ["before"] = result.Before,
+                ["beforeReused"] = result.BeforeReused,
                 ["after"] = result.After,
                 ["der"] = result.Der,
                 ["outcome"] = result.Outcome,
@@ -128,7 +131,9 @@ public static partial class RunWorker
                 ["timings"] = new Dictionary<string, double>
                 {
                     ["loadSeconds"] = load.Elapsed.TotalSeconds,
+                    ["evaluateBeforeSeconds"] = result.EvaluateBeforeSeconds,
                     ["defenseSeconds"] = result.WallTime.TotalSeconds,
+                    ["evaluateAfterSeconds"] = result.EvaluateAfterSeconds,
                     ["runSeconds"] = defenseWatch.Elapsed.TotalSeconds,
                     ["wallSeconds"] = total.Elapsed.TotalSeconds,
                 },

@@ -134,6 +134,11 @@ public sealed class RunRecord
     public string? Scan { get; set; }
     public string? ChosenPoint { get; set; }
     public string? ChosenRule { get; set; }
+    /// <summary>
+    /// The earlier run whose "before" metrics this run took instead of evaluating the same model (file and declaration)
+    /// on the same test sets, trigger and target again; null when this run measured them itself.
+    /// </summary>
+    public Guid? BeforeReusedFrom { get; set; }
     /// <summary>The device the run computed on (cpu, cuda:N), as the worker reported it.</summary>
     public string? Device { get; set; }
     public double? WallSeconds { get; set; }

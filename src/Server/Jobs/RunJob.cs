@@ -124,7 +124,58 @@ public sealed class RunJob(
             OutputDirectory = output,
             Threads = options.Value.TorchThreads > 0 ? options.Value.TorchThreads : Environment.ProcessorCount,
             Device = device.Resolved,
+            KnownBefore = await KnownBeforeAsync(run, datasets),
         };
+    }
+
+    /// <summary>The earlier run whose "before" metrics this run reuses (set by <see cref="KnownBeforeAsync"/>).</summary>
+    private Guid? _beforeSource;
+
+    /// <summary>
+    /// The "before" metrics of the latest succeeded post-training run of the same team on the same model (same file,
+    /// architecture, input and normalisation), the same test and backdoor test sets (same files), trigger and target
+    /// label, computed on the same kind of device: evaluation is deterministic, so evaluating again would give the same
+    /// numbers. Read from that run's metrics.json (its exact counts); null when there is none or it cannot be read.
+    /// </summary>
+    private async Task<WebDefense.Core.Evaluation.BackdoorMetrics?> KnownBeforeAsync(RunRecord run, Dictionary<Guid, DatasetRecord> datasets)
+    {
+        if (run.Kind != RunKinds.PostTraining || run.ModelId is not { } modelId || run.TestDatasetId is not { } testId) return null;
+        var model = await db.Models.AsNoTracking().FirstAsync(m => m.Id == modelId);
+        var testSha = datasets[testId].Sha256;
+        var backdoorSha = run.BackdoorTestDatasetId is { } b ? datasets[b].Sha256 : null;
+        var sameModels = db.Models.Where(m => m.TeamId == run.TeamId && m.Sha256 == model.Sha256 && m.Architecture == model.Architecture
+            && m.Channels == model.Channels && m.Height == model.Height && m.Width == model.Width && m.Mean == model.Mean && m.Std == model.Std).Select(m => (Guid?)m.Id);
+        var sameTests = db.Datasets.Where(d => d.TeamId == run.TeamId && d.Sha256 == testSha).Select(d => (Guid?)d.Id);
+        var sameBackdoorTests = db.Datasets.Where(d => d.TeamId == run.TeamId && d.Sha256 == backdoorSha).Select(d => (Guid?)d.Id);
+        var kind = WebDefense.Core.Runtime.ComputeDevice.KindOf(device.Resolved);
+        var candidates = await db.Runs.AsNoTracking()
+            .Where(r => r.TeamId == run.TeamId && r.Id != run.Id && r.Kind == RunKinds.PostTraining && r.Status == RunStatus.Succeeded && r.BeforeAcc != null
+                && sameModels.Contains(r.ModelId) && sameTests.Contains(r.TestDatasetId)
+                && (backdoorSha == null ? r.BackdoorTestDatasetId == null : sameBackdoorTests.Contains(r.BackdoorTestDatasetId))
+                && r.TriggerJson == run.TriggerJson && r.TargetLabel == run.TargetLabel)
+            .OrderByDescending(r => r.FinishedAt).Select(r => new { r.Id, r.Device }).Take(20).ToListAsync();
+        foreach (var candidate in candidates.Where(c => c.Device is { } d && WebDefense.Core.Runtime.ComputeDevice.KindOf(d) == kind))
+        {
+            var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == candidate.Id && a.Kind == "metrics.json");
+            if (artifact is null) continue;
+            try
+            {
+                using var file = File.OpenRead(store.PathOf(artifact.StoredName));
+                using var json = await JsonDocument.ParseAsync(file);
+                if (json.RootElement.TryGetProperty("before", out var before) && before.ValueKind == JsonValueKind.Object
+                    && before.Deserialize<WebDefense.Core.Evaluation.BackdoorMetrics>(RunSpec.Json) is { } metrics)
+                {
+                    _beforeSource = candidate.Id;
+                    return metrics;
+                }
+            }
+            catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+            {
+                log.LogWarning("Run {RunId}: the metrics of run {Source} could not be read ({Message}); evaluating again", run.Id, candidate.Id, e.Message);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -252,8 +303,9 @@ public sealed class RunJob(
         Publish(runId, "status", new { status = run.Status.ToString(), error = run.Error });
     }
 
-    private static void Apply(RunRecord run, CompletedEvent done)
+    private void Apply(RunRecord run, CompletedEvent done)
     {
+        run.BeforeReusedFrom = done.BeforeReused ? _beforeSource : null;
         (run.BeforeAcc, run.BeforeAsr, run.BeforeRa) = Metrics(done.Before, run.BeforeAcc, run.BeforeAsr, run.BeforeRa);
         (run.AfterAcc, run.AfterAsr, run.AfterRa) = Metrics(done.After, run.AfterAcc, run.AfterAsr, run.AfterRa);
         run.Der = done.Der;

@@ -67,6 +67,28 @@ public class InteropTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_torchscript_classifier_clones_in_memory_with_its_current_state()
+    {
+        using var scope = NewDisposeScope();
+        using var loaded = ModelLoader.Load(Fixtures.Resolve("preactresnet18.ts.pt"), new ModelDeclaration(null, 10, WebDefense.Core.Data.InputSpec.Create(3, 32, 32)));
+        var original = loaded.Classifier;
+        using (no_grad()) original.Module.parameters().First().mul_(0.5); // a state the archive does not hold
+        var before = Directory.GetFiles(Path.GetTempPath(), "webdefense-clone-*").Length;
+        using var copy = original.Clone();
+        Assert.Equal(before, Directory.GetFiles(Path.GetTempPath(), "webdefense-clone-*").Length);
+        Assert.True(copy.IsTorchScript);
+
+        var (x, _) = InputsAndLogits("preactresnet18", 3, 32, 10);
+        using var noGrad = no_grad();
+        original.Module.eval();
+        copy.Module.eval();
+        Assert.Equal(0, Fixtures.MaxAbsDiff(copy.Forward(x), original.Forward(x)));
+        // Independent: changing the copy leaves the original as it was.
+        copy.Module.parameters().First().zero_();
+        Assert.NotEqual(0, original.Module.parameters().First().abs().sum().item<float>());
+    }
+
+    [Fact]
     public void SaveLoadRoundTripKeepsOutputs()
     {
         using var scope = NewDisposeScope();

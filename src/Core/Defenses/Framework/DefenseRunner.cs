@@ -24,6 +24,12 @@ public sealed record DefenseRequest
     public int Seed { get; init; }
     public ImageDataset? TestSet { get; init; }
 
+    /// <summary>
+    /// The metrics of this model on these test sets, trigger and target measured by an earlier run: used as the
+    /// "before" numbers instead of evaluating again (evaluation is deterministic, so they are the same numbers).
+    /// </summary>
+    public BackdoorMetrics? KnownBefore { get; init; }
+
     /// <summary>Triggered test images with their TRUE labels (target-class images are skipped by the metrics).</summary>
     public ImageDataset? BackdoorTestSet { get; init; }
 
@@ -57,6 +63,13 @@ public sealed record DefenseResult(
     /// <summary>The reconstructed trigger's ASR on the scan's held-out clean images, on the model before and after; null without a suspected backdoor.</summary>
     public double? EstimatedAsrBefore { get; init; }
     public double? EstimatedAsrAfter { get; init; }
+
+    /// <summary>Whether <see cref="Before"/> came from <see cref="DefenseRequest.KnownBefore"/> instead of an evaluation.</summary>
+    public bool BeforeReused { get; init; }
+
+    /// <summary>Seconds spent evaluating the test sets before and after the defense (0 when not evaluated).</summary>
+    public double EvaluateBeforeSeconds { get; init; }
+    public double EvaluateAfterSeconds { get; init; }
 
     public void Dispose() => Purified.Dispose();
 }
@@ -105,10 +118,31 @@ public static class DefenseRunner
         var parameters = Validate(request);
         var device = request.Device ?? CPU;
         torch.random.manual_seed(request.Seed);
-        var before = Measure(request, request.Model, device);
         var random = new Random(request.Seed);
         var scanFirst = request.Backdoor is null && ScanAssistance.Enabled(parameters) && request.CleanData.Count > 0;
-        var observer = scanFirst ? new ScanAssistedObserver(request.Observer, BackdoorScanSteps) : request.Observer;
+        // Steps: evaluate before (with test sets), the scan's (when it scans first), the defense's, evaluate after.
+        var measuring = request.TestSet is not null;
+        var first = measuring ? 1 : 0;
+        var scanSteps = scanFirst ? BackdoorScanSteps : 0;
+        var steps = first + scanSteps + request.Defense.Steps.Count + first;
+        var evaluation = Stopwatch.StartNew();
+        BackdoorMetrics? before = null;
+        if (measuring)
+        {
+            request.Observer.StepStarted(0, steps, EvaluateBefore);
+            if (request.KnownBefore is { } known)
+            {
+                before = known;
+                request.Observer.Log("before: the metrics an earlier run measured on this model with the same test sets, trigger and target label (not evaluated again)");
+            }
+            else
+            {
+                before = Measure(request, request.Model, device, "the model as given");
+            }
+        }
+
+        var evaluateBefore = evaluation.Elapsed.TotalSeconds;
+        var observer = new ShiftedObserver(request.Observer, first + scanSteps, steps, estimated: scanFirst);
         ScanResult? scan = null;
         ImageDataset? stamped = null;
         ImageDataset? holdout = null;
@@ -121,7 +155,7 @@ public static class DefenseRunner
             {
                 // The scan's own Random, so that the defense's draws stay those of a run with backdoor samples.
                 scan = BackdoorScan.Run(request.Model, request.CleanData, DefenseParameters.Resolve(DefenseCatalog.Scan.Parameters), new Random(request.Seed),
-                    request.Observer, request.Cancellation, stepOffset: 0, stepCount: BackdoorScanSteps + request.Defense.Steps.Count);
+                    request.Observer, request.Cancellation, stepOffset: first, stepCount: steps);
                 holdout = request.CleanData.Subset(scan.HoldoutRows);
                 if (scan.Trigger is { } reconstructed && scan.TargetLabel is { } suspected)
                 {
@@ -156,7 +190,10 @@ public static class DefenseRunner
                 Device = device,
             });
             watch.Stop();
-            var after = Measure(request, purified, device);
+            evaluation.Restart();
+            if (measuring) request.Observer.StepStarted(steps - 1, steps, EvaluateAfter);
+            var after = measuring ? Measure(request, purified, device, "the defended model") : null;
+            var evaluateAfter = evaluation.Elapsed.TotalSeconds;
             var der = before is not null && after is not null ? BackdoorMetrics.Der(before, after) : null;
             double? estimatedBefore = null, estimatedAfter = null;
             if (scan?.Trigger is { } trigger && scan.TargetLabel is { } target && holdout is not null)
@@ -166,7 +203,7 @@ public static class DefenseRunner
             }
 
             var changed = !SameWeights(request.Model, purified);
-            var trajectory = stamped is not null ? outcome.Trajectory.Select(ScanAssistedObserver.Estimated).ToList() : outcome.Trajectory;
+            var trajectory = stamped is not null ? outcome.Trajectory.Select(ShiftedObserver.Estimated).ToList() : outcome.Trajectory;
             return new DefenseResult(request.Defense.Name, parameters.Values, request.Seed, before, after, der,
                 trajectory, outcome.Chosen, outcome.Findings, watch.Elapsed, purified)
             {
@@ -174,6 +211,9 @@ public static class DefenseRunner
                 Scan = scan,
                 EstimatedAsrBefore = estimatedBefore,
                 EstimatedAsrAfter = estimatedAfter,
+                BeforeReused = request.KnownBefore is not null && measuring,
+                EvaluateBeforeSeconds = evaluateBefore,
+                EvaluateAfterSeconds = evaluateAfter,
             };
         }
         catch
@@ -191,6 +231,10 @@ public static class DefenseRunner
 
     /// <summary>The steps a scan adds in front of a defense's own.</summary>
     public const int BackdoorScanSteps = 3;
+
+    /// <summary>The runner's own steps around the defense's when there are test sets to measure on.</summary>
+    public const string EvaluateBefore = "evaluate before";
+    public const string EvaluateAfter = "evaluate after";
 
     /// <summary>Real ASR from the backdoor test set when there is one; otherwise the scan's estimate; otherwise unknown.</summary>
     private static BackdoorOutcome DecideOutcome(BackdoorMetrics? before, BackdoorMetrics? after, ScanResult? scan, double? estimatedBefore, double? estimatedAfter, bool changed)
@@ -220,23 +264,35 @@ public static class DefenseRunner
         return left.Count == right.Count && left.All(kv => right.TryGetValue(kv.Key, out var other) && kv.Value.shape.SequenceEqual(other.shape) && kv.Value.eq(other).all().item<bool>());
     }
 
-    private static BackdoorMetrics? Measure(DefenseRequest request, Classifier model, Device device) =>
-        request.TestSet is null ? null : Evaluator.Evaluate(model, request.TestSet, request.BackdoorTestSet, request.TargetLabel ?? 0, device: device);
+    /// <summary>ACC (and ASR, RA) on the test sets, reporting the images done as the step's progress about every 2%.</summary>
+    private static BackdoorMetrics Measure(DefenseRequest request, Classifier model, Device device, string what)
+    {
+        var reported = 0.0;
+        return Evaluator.Evaluate(model, request.TestSet!, request.BackdoorTestSet, request.TargetLabel ?? 0, device: device, progress: (done, total) =>
+        {
+            var fraction = (double)done / Math.Max(1, total);
+            if (fraction - reported < 0.02 && done < total) return;
+            reported = fraction;
+            request.Cancellation.ThrowIfCancellationRequested();
+            request.Observer.Progress(fraction, $"{what}: {done:N0} of {total:N0} test images");
+        });
+    }
 }
 
 /// <summary>
-/// Passes a defense's events on with its steps numbered after the scan's, and its validation ASR/RA, measured with the
-/// scan's reconstructed trigger, moved to the named values <c>estimated_val_asr</c> / <c>estimated_val_ra</c> (a series of
-/// its own, labelled as an estimate).
+/// Passes a defense's events on with its steps numbered after the runner's and the scan's (of <paramref name="total"/>
+/// in all), and, for a run that scanned first, its validation ASR/RA, measured with the scan's reconstructed trigger,
+/// moved to the named values <c>estimated_val_asr</c> / <c>estimated_val_ra</c> (a series of its own, labelled as an estimate).
 /// </summary>
-internal sealed class ScanAssistedObserver(IDefenseObserver inner, int offset) : IDefenseObserver
+internal sealed class ShiftedObserver(IDefenseObserver inner, int offset, int total, bool estimated) : IDefenseObserver
 {
     public const string EstimatedAsr = "estimated_val_asr";
     public const string EstimatedRa = "estimated_val_ra";
 
-    public void StepStarted(int index, int count, string step) => inner.StepStarted(index + offset, count + offset, step);
-    public void Progress(double fractionOfStep, string message) => inner.Progress(fractionOfStep, message.Replace("val ASR", "est. val ASR", StringComparison.Ordinal));
-    public void Point(TrajectoryPoint point) => inner.Point(Estimated(point));
+    public void StepStarted(int index, int count, string step) => inner.StepStarted(index + offset, total, step);
+    public void Progress(double fractionOfStep, string message) =>
+        inner.Progress(fractionOfStep, estimated ? message.Replace("val ASR", "est. val ASR", StringComparison.Ordinal) : message);
+    public void Point(TrajectoryPoint point) => inner.Point(estimated ? Estimated(point) : point);
     public void Log(string message) => inner.Log(message);
 
     public static TrajectoryPoint Estimated(TrajectoryPoint point)

@@ -55,7 +55,7 @@ public sealed record RunResponse(
     JsonElement? Chosen, string? ChosenRule, JsonElement Parameters, JsonElement? ResolvedParameters, JsonElement? Findings,
     string? Device, double? WallSeconds, string? Error, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt,
     string? Worker, int Attempt, string Kind, string? Architecture, int? NumClasses, Guid? PoisonedTrainDatasetId, DetectionResponse? Detection,
-    OutcomeResponse? Outcome, JsonElement? Scan)
+    OutcomeResponse? Outcome, JsonElement? Scan, Guid? BeforeReusedFrom)
 {
     /// <summary>The run as its team sees it; <see cref="Worker"/> (host:pid) only for admins.</summary>
     public static RunResponse From(RunRecord r, System.Security.Claims.ClaimsPrincipal? caller) => new(
@@ -64,7 +64,7 @@ public sealed record RunResponse(
         new MetricsResponse(r.BeforeAcc, r.BeforeAsr, r.BeforeRa), new MetricsResponse(r.AfterAcc, r.AfterAsr, r.AfterRa), r.Der,
         Parse(r.ChosenPoint), r.ChosenRule, Parse(r.RequestedParameters) ?? default, Parse(r.ResolvedParameters), Parse(r.Findings),
         r.Device, r.WallSeconds, r.Error, r.CreatedAt, r.StartedAt, r.FinishedAt, caller?.IsInRole(WebDefense.Server.Auth.AuthServices.AdminRole) == true ? r.Worker : null, r.Attempt,
-        r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r), OutcomeResponse.From(r), Parse(r.Scan));
+        r.Kind, r.Architecture, r.NumClasses, r.PoisonedTrainDatasetId, DetectionResponse.From(r), OutcomeResponse.From(r), Parse(r.Scan), r.BeforeReusedFrom);
 
     private static JsonElement? Parse(string? json) => json is null ? null : JsonDocument.Parse(json).RootElement.Clone();
 }

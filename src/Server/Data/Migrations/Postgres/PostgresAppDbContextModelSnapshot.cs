@@ -424,6 +424,9 @@ namespace WebDefense.Server.Data.Migrations.Postgres
                     b.Property<double?>("BeforeRa")
                         .HasColumnType("double precision");
 
+                    b.Property<Guid?>("BeforeReusedFrom")
+                        .HasColumnType("uuid");
+
                     b.Property<string>("ChosenPoint")
                         .HasColumnType("text");
 

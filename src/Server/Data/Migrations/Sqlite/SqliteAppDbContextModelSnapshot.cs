@@ -411,6 +411,9 @@ namespace WebDefense.Server.Data.Migrations.Sqlite
                     b.Property<double?>("BeforeRa")
                         .HasColumnType("REAL");
 
+                    b.Property<Guid?>("BeforeReusedFrom")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ChosenPoint")
                         .HasColumnType("TEXT");
 
