@@ -29,7 +29,7 @@ public sealed class PageTests : DashboardTest
         Assert.Equal("99.58%", page.Find("[data-testid=card-ASR] [data-testid=before]").TextContent);
         Assert.Equal("0.500", page.Find("[data-testid=card-DER] .mud-typography-h5").TextContent);
         // Every step of RNP is done, between the runner's evaluations of the test sets before and after.
-        var steps = page.FindAll("[data-testid=steps] .mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
+        var steps = page.FindAll("[data-testid=steps] li .wd-step").Select(i => i.TextContent.Trim()).ToArray();
         Assert.Equal(["evaluate before", .. Fixtures.Defense("rnp").Steps, "evaluate after"], steps);
         Assert.Contains("predicts class 0 for 13.78%", page.Find("[data-testid=detected-label]").TextContent);
         Assert.Single(page.FindAll("[data-testid=trajectory-chart] g.marker"));

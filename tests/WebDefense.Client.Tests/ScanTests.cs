@@ -62,7 +62,7 @@ public sealed class ScanTests : DashboardTest
         Assert.Equal(1, System.Text.RegularExpressions.Regex.Count(summary, "Backdoor (still present|reduced|removed)"));
         Assert.Contains("Backdoor scan before the defense", page.Find("[data-testid=scan-panel]").TextContent);
         // The step list has the scan's three steps before the defense's own, after the evaluation of the model as given.
-        var steps = page.FindAll("[data-testid=steps] .mud-list-item").Select(i => i.TextContent.Trim()).ToArray();
+        var steps = page.FindAll("[data-testid=steps] li .wd-step").Select(i => i.TextContent.Trim()).ToArray();
         Assert.Equal(["evaluate before", "invert triggers", "anomaly index", "estimate ASR"], steps[..4]);
         Assert.Equal("evaluate after", steps[^1]);
         Assert.NotEmpty(page.FindAll("[data-testid=download-model]"));

@@ -182,7 +182,7 @@ public sealed class TrainingTimeTests : DashboardTest
         Assert.Equal($"api/runs/{run.Id}/artifacts/model", page.Find("[data-testid=download-model]").GetAttribute("href"));
         Assert.Equal($"api/runs/{run.Id}/artifacts/suspected.csv", page.Find("[data-testid=download-suspected]").GetAttribute("href"));
         Assert.DoesNotContain("metrics.csv", page.Find("[data-testid=downloads]").TextContent);
-        var steps = page.FindAll("[data-testid=steps] .mud-list-item");
+        var steps = page.FindAll("[data-testid=steps] li .wd-step");
         Assert.Equal(Fixtures.Defense("advrbd").Steps.Length + 1, steps.Count);
         Assert.Contains("undefended comparison", steps[^1].TextContent);
         Assert.Contains("1195 of 5000 samples", page.Find("[data-testid=chosen-rule]").TextContent);

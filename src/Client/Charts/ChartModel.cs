@@ -58,7 +58,8 @@ public static class ChartPalette
     public const string Acc = "#2e7d32";
     public const string Asr = "#c62828";
     public const string Ra = "#1565c0";
-    private static readonly string[] Runs = ["#1565c0", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#546e7a", "#9e9d24"];
+    // Each at least 4.5:1 on white, as text (the legend chips) and as lines.
+    private static readonly string[] Runs = ["#1565c0", "#c62828", "#2e7d32", "#a04000", "#6a1b9a", "#00727d", "#ad1457", "#5d4037", "#546e7a", "#6b6b00"];
 
     public static string ForRun(int index) => Runs[index % Runs.Length];
 }

@@ -22,7 +22,7 @@ public static class StageView
         ["enhance"] =
         [
             ("recall", "recall", ChartPalette.Asr, false),
-            ("precision", "precision", "#ef6c00", false),
+            ("precision", "precision", "#a04000", false),
             ("acc_likely_clean", "ACC on likely-clean", ChartPalette.Acc, false),
             ("acc_rest", "ACC on the rest", ChartPalette.Ra, false),
             ("likely_clean_share", "likely-clean share", "#6a1b9a", true),

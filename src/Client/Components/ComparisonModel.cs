@@ -31,7 +31,7 @@ public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<Tr
         List<ChartPoint> Before(bool trainingTime, string label) => Runs.Where(r => r.Run.IsTrainingTime == trainingTime && r.Run.Before is { Acc: not null, Asr: not null })
             .Select(r => new ChartPoint(r.Run.Before.Acc!.Value * 100, r.Run.Before.Asr!.Value * 100, $"{label} {Label(r.Run)}"))
             .DistinctBy(p => (p.X, p.Y)).ToList();
-        if (Before(false, "before") is { Count: > 0 } before) series.Add(new ChartSeries("before defense", "#9e9e9e", before));
+        if (Before(false, "before") is { Count: > 0 } before) series.Add(new ChartSeries("before defense", "#6b6b6b", before)); // grey at 5.3:1 on white
         if (Before(true, "undefended") is { Count: > 0 } undefended) series.Add(new ChartSeries("undefended (trained on the whole set)", "#616161", undefended));
         return series;
     }
