@@ -17,8 +17,14 @@ public static class ApiServices
         // Binding failures throw, so that BadRequestHandler can name the field instead of a bare 400.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.AddExceptionHandler<Features.Shared.BadRequestHandler>();
-        builder.Services.AddOpenApi();
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        builder.Services.AddOpenApi(OpenApiContract.Configure);
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+            // Numbers are JSON numbers both ways; with the web defaults' AllowReadingFromString the document typed every
+            // number "integer | string" and generated clients took either.
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+        });
         return builder;
     }
 
