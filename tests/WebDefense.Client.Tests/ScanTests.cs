@@ -45,6 +45,20 @@ public sealed class ScanTests : DashboardTest
     }
 
     [Fact]
+    public void A_run_that_left_the_model_unchanged_says_its_outcome_once()
+    {
+        var run = Fixtures.Read<RunInfo>("gradprune-scan-run.json") with
+        {
+            Outcome = new BackdoorOutcome("still-present", "measured", "Backdoor still present: ASR on the backdoor test set 99.6 % → 99.6 %. The defense left the model unchanged.", false, null, null),
+        };
+        ServeRun(System.Text.Json.JsonSerializer.Serialize(run, WebDefenseApi.Json), Fixtures.Text("gradprune-scan-trajectory.json"));
+        var page = Render<RunDetail>(p => p.Add(c => c.Id, run.Id));
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=outcome-summary]")));
+        Assert.Contains("model unchanged", page.Find("[data-testid=outcome]").TextContent);
+        Assert.Equal(1, System.Text.RegularExpressions.Regex.Count(page.Find("[data-testid=outcome-summary]").TextContent, "Backdoor still present"));
+    }
+
+    [Fact]
     public void A_run_given_no_trigger_shows_its_measured_outcome_beside_the_status_and_the_scan_before_it()
     {
         var run = Fixtures.Read<RunInfo>("gradprune-scan-run.json");
