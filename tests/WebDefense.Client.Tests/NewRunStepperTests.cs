@@ -80,4 +80,31 @@ public sealed class NewRunStepperTests : DashboardTest
         var body = System.Text.Json.JsonDocument.Parse(post.Body!).RootElement;
         Assert.Equal(7, body.GetProperty("parameters").GetProperty("max_rounds").GetInt32());
     }
+
+    [Fact]
+    public void Choosing_another_model_drops_the_demo_sets_that_do_not_fit_it_and_asks_for_the_target_label()
+    {
+        var popovers = Render<MudPopoverProvider>();
+        var demo = System.Text.Json.Nodes.JsonNode.Parse(Fixtures.Text("models.json"))!.AsArray()[2]!;
+        var cifar = demo.DeepClone();
+        cifar["id"] = "5a1d0c36-0c4e-4b7e-9a0c-6f3d1c2b9e11";
+        cifar["name"] = "my-cifar-resnet.ts.pt";
+        cifar["inputShape"] = new System.Text.Json.Nodes.JsonArray(3, 32, 32);
+        Api.Json("GET", "/api/defenses", Fixtures.Text("defenses.json"))
+            .Json("GET", "/api/models", new System.Text.Json.Nodes.JsonArray(demo.DeepClone(), cifar).ToJsonString())
+            .Json("GET", "/api/datasets", Fixtures.Text("datasets.json"))
+            .Json("GET", "/api/models/architectures", """[{"name":"smallcnn","description":"small"}]""");
+        var page = Render<NewRun>();
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=stepper]")));
+
+        page.Find("[data-testid=model-select]").Closest(".mud-input-control")!.MouseDown();
+        popovers.WaitForAssertion(() => Assert.Contains(popovers.FindAll(".mud-list-item"), i => i.TextContent.Contains("my-cifar-resnet", StringComparison.Ordinal)));
+        popovers.FindAll(".mud-list-item").First(i => i.TextContent.Contains("my-cifar-resnet", StringComparison.Ordinal)).Click();
+
+        // The demo's 1×28×28 sets do not fit a 3×32×32 model: none stays chosen, and no target label is assumed.
+        Next(page);
+        page.WaitForAssertion(() => Assert.Contains("Data", ActiveStep(page)));
+        Assert.Empty(page.Find("[data-testid=target-label] input").GetAttribute("value") ?? "");
+        Assert.DoesNotContain("Fashion-MNIST", page.Find("[data-testid=dataset-clean]").Closest(".mud-input-control")!.TextContent);
+    }
 }

@@ -126,7 +126,28 @@ public partial class NewRun
         DefenseChosen(OfferedDefenses.FirstOrDefault()?.Name ?? "");
     }
 
-    private void ModelChosen(Guid? id) => _modelId = id;
+    private void ModelChosen(Guid? id)
+    {
+        if (id == _modelId) return;
+        _modelId = id;
+        AdaptToModel();
+    }
+
+    /// <summary>
+    /// Another model than the preselected one: data sets of another input shape, or with labels beyond its classes, give way
+    /// to the newest set of each kind that fits (or none), and the target label is the user's to give (0 is the demo's).
+    /// </summary>
+    private void AdaptToModel()
+    {
+        if (_models.FirstOrDefault(m => m.Id == _modelId) is not { } model) return;
+        bool Fits(DatasetInfo d) => d.Shape.SequenceEqual(model.InputShape) && d.Classes.All(c => c >= 0 && c < model.NumClasses);
+        Guid? Fit(Guid? current, string kind) =>
+            _datasets.FirstOrDefault(d => d.Id == current) is { } chosen && Fits(chosen) ? current : _datasets.FirstOrDefault(d => d.Kind == kind && Fits(d))?.Id;
+        _cleanId = Fit(_cleanId, DatasetKinds.Clean);
+        _testId = Fit(_testId, DatasetKinds.Test);
+        _backdoorTestId = Fit(_backdoorTestId, DatasetKinds.BackdoorTest);
+        _targetLabel = null;
+    }
 
     private void SeedsChanged(string? seeds)
     {
@@ -147,6 +168,7 @@ public partial class NewRun
     {
         _models.Insert(0, model);
         _modelId = model.Id;
+        AdaptToModel();
     }
 
     private void DefenseChosen(string name)
