@@ -50,6 +50,9 @@ public sealed class DashboardFlowTests(ServerProcess server, BrowserSession brow
         await page.SetInputFilesAsync("[data-testid=dataset-upload-clean] input[type=file]", clean);
         await Assertions.Expect(page.Locator("[data-testid=dataset-clean]")).ToContainTextAsync("200 images");
         await page.ClickAsync("[data-testid=use-trigger]");
+        // An uploaded model's attack target is its owner's to say: the field starts empty (the demo's 0 is not assumed).
+        await Assertions.Expect(page.Locator("[data-testid=target-label] input").First).ToHaveValueAsync("");
+        await page.FillAsync("[data-testid=target-label] input >> nth=0", "0");
         var preview = page.Locator("[data-testid=trigger-preview]");
         await Assertions.Expect(preview).ToBeVisibleAsync();
         await page.WaitForFunctionAsync("img => img.complete && img.naturalWidth > 0", await preview.ElementHandleAsync());

@@ -33,6 +33,15 @@ public class OpenApiTests
         var login = operations.Single(o => o.Path == "/api/auth/login" && o.Method == "post").Operation;
         Assert.False(login.TryGetProperty("security", out _));
 
+        // Filters with a fixed set of values are enums.
+        var list = operations.Single(o => o.Path == "/api/runs" && o.Method == "get").Operation;
+        string[] Enum(string name) => list.GetProperty("parameters").EnumerateArray().Single(p => p.GetProperty("name").GetString() == name)
+            .GetProperty("schema").GetProperty("enum").EnumerateArray().Select(v => v.GetString()!).ToArray();
+        Assert.Contains("Queued", Enum("status"));
+        Assert.Contains("-created", Enum("sort"));
+        Assert.Contains("rnp", Enum("defense"));
+        Assert.Equal(["post-training", "training-time", "scan"], Enum("kind"));
+
         // Numbers are numbers: no schema accepts a number or a string ("integer | string" makes generated clients take either).
         var loose = new List<string>();
         void Walk(JsonElement e, string where)

@@ -42,6 +42,19 @@ public static class OpenApiContract
         {
             var description = context.Description;
             operation.OperationId ??= OperationId(description.HttpMethod ?? "GET", description.RelativePath ?? "");
+            // Query filters that take a fixed set of values list them, so that clients get enums rather than free strings.
+            var route = description.RelativePath ?? "";
+            var values = route.StartsWith("api/runs", StringComparison.Ordinal) ? Features.Runs.RunsApi.FilterValues
+                : route.StartsWith("api/datasets", StringComparison.Ordinal) ? new Dictionary<string, string[]> { ["kind"] = Features.Datasets.DatasetKinds.All }
+                : null;
+            foreach (var parameter in operation.Parameters ?? [])
+            {
+                if (values is not null && parameter.In == ParameterLocation.Query && parameter.Name is { } name && values.TryGetValue(name, out var allowed)
+                    && parameter.Schema is OpenApiSchema schema)
+                {
+                    schema.Enum = [.. allowed.Select(v => (System.Text.Json.Nodes.JsonNode)System.Text.Json.Nodes.JsonValue.Create(v))];
+                }
+            }
             var metadata = description.ActionDescriptor.EndpointMetadata;
             var needsLogin = metadata.OfType<IAuthorizeData>().Any() && !metadata.OfType<IAllowAnonymous>().Any();
             operation.Responses ??= new OpenApiResponses();

@@ -130,6 +130,15 @@ public static class RunsApi
 
     private static readonly string[] SortKeys = ["created", "status", "defense", "beforeAcc", "afterAcc", "beforeAsr", "afterAsr", "afterRa", "der", "wallSeconds"];
 
+    /// <summary>The values the list and export filters take, by query parameter (the OpenAPI document lists them as enums).</summary>
+    public static IReadOnlyDictionary<string, string[]> FilterValues { get; } = new Dictionary<string, string[]>
+    {
+        ["status"] = Enum.GetNames<RunStatus>(),
+        ["kind"] = [RunKinds.PostTraining, RunKinds.TrainingTime, RunKinds.Scan],
+        ["defense"] = [.. DefenseCatalog.All.Select(d => d.Name), .. DefenseCatalog.TrainingTime.Select(d => d.Name), DefenseCatalog.Scan.Name],
+        ["sort"] = [.. SortKeys, .. SortKeys.Select(k => "-" + k)],
+    };
+
     /// <summary>An unknown filter value is an error that lists the allowed ones, never a filter silently dropped.</summary>
     private static Dictionary<string, string[]> FilterErrors(string? status, string? defense, string? kind, string? sort)
     {
@@ -139,9 +148,9 @@ public static class RunsApi
             if (value is not null && !allowed.Contains(value, StringComparer.OrdinalIgnoreCase)) errors[name] = [$"'{value}' is not one of: {string.Join(", ", allowed)}"];
         }
 
-        Check("status", status, Enum.GetNames<RunStatus>());
-        Check("kind", kind, [RunKinds.PostTraining, RunKinds.TrainingTime, RunKinds.Scan]);
-        Check("defense", defense, [.. DefenseCatalog.All.Select(d => d.Name), .. DefenseCatalog.TrainingTime.Select(d => d.Name), DefenseCatalog.Scan.Name]);
+        Check("status", status, FilterValues["status"]);
+        Check("kind", kind, FilterValues["kind"]);
+        Check("defense", defense, FilterValues["defense"]);
         Check("sort", sort?.TrimStart('-'), SortKeys);
         return errors;
     }
