@@ -8,7 +8,7 @@ namespace WebDefense.Server.Hosting;
 /// <summary>
 /// What generated clients need from /openapi/v1.json beyond what the endpoints declare: how to authenticate (an
 /// <c>X-Api-Key</c> header, or the dashboard's session cookie), a unique operationId on every operation (from its
-/// method and route), the 401 and 403 answers of every operation that needs a login, and the 429 of the login.
+/// method and route), the 401 and 403 answers of every operation that needs a login, and the values of the list filters as enums.
 /// </summary>
 public static class OpenApiContract
 {

@@ -79,38 +79,42 @@ public sealed class RunClaims(IServiceScopeFactory scopes, IOptions<WebDefenseOp
         var team = teams[0];
         if (teams.Count > 1)
         {
-            var started = await db.Runs.AsNoTracking().Where(r => teams.Contains(r.TeamId) && r.StartedAt != null)
-                .GroupBy(r => r.TeamId)
-                .Select(g => new { Team = g.Key, Running = g.Count(r => r.Status == RunStatus.Running), Last = g.Max(r => r.StartedAt) })
-                .ToDictionaryAsync(x => x.Team, ct);
-            team = teams
-                .OrderBy(t => started.TryGetValue(t, out var s) ? s.Running : 0)
-                .ThenBy(t => started.TryGetValue(t, out var s) ? s.Last : null)
-                .ThenBy(t => t)
-                .First();
+            var starts = await StartsAsync(db, teams, ct);
+            team = teams.OrderBy(t => starts.GetValueOrDefault(t)?.Running ?? 0).ThenBy(t => TurnOrder(t, starts)).First();
         }
 
         return await db.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Queued && r.TeamId == team)
             .OrderBy(r => r.CreatedAt).Select(r => (Guid?)r.Id).FirstOrDefaultAsync(ct);
     }
 
-    /// <summary>A team's place in the round-robin: its queued runs and when its last run started (null: never).</summary>
-    public sealed record TeamTurn(Guid Team, int Queued, DateTimeOffset? LastStart);
+    /// <summary>A team's runs executing now and when its last run started.</summary>
+    public sealed record TeamStarts(Guid Team, int Running, DateTimeOffset? Last);
+
+    /// <summary>For each of these teams that ever started a run: its runs executing now and when its last run started.</summary>
+    public static Task<Dictionary<Guid, TeamStarts>> StartsAsync(AppDbContext db, List<Guid> teams, CancellationToken ct) =>
+        db.Runs.AsNoTracking().Where(r => teams.Contains(r.TeamId) && r.StartedAt != null)
+            .GroupBy(r => r.TeamId)
+            .Select(g => new TeamStarts(g.Key, g.Count(r => r.Status == RunStatus.Running), g.Max(r => r.StartedAt)))
+            .ToDictionaryAsync(x => x.Team, ct);
+
+    /// <summary>The round-robin's order among teams: the one whose last run started longest ago first (never: first of all), ties by team id.</summary>
+    private static (long, Guid) TurnOrder(Guid team, IReadOnlyDictionary<Guid, TeamStarts> starts) =>
+        (starts.GetValueOrDefault(team)?.Last?.UtcTicks ?? long.MinValue, team);
 
     /// <summary>
     /// How many runs go before a run this team queues now, by the order of <see cref="NextAsync"/> as one worker
     /// would dispatch them (teams whose last run started longest ago first; runs executing now are not counted).
     /// </summary>
-    public static int RunsAhead(IEnumerable<TeamTurn> teams, Guid team)
+    public static int RunsAhead(IReadOnlyDictionary<Guid, int> queued, IReadOnlyDictionary<Guid, TeamStarts> starts, Guid team)
     {
-        var queue = teams.ToDictionary(t => t.Team, t => (t.Queued, Order: t.LastStart?.UtcTicks ?? long.MinValue));
-        queue[team] = queue.TryGetValue(team, out var mine) ? (mine.Queued + 1, mine.Order) : (1, long.MinValue);
+        var queue = queued.Keys.Append(team).Distinct()
+            .ToDictionary(t => t, t => (Queued: queued.GetValueOrDefault(t) + (t == team ? 1 : 0), Order: TurnOrder(t, starts)));
         var turn = DateTimeOffset.UtcNow.UtcTicks;
         for (var ahead = 0; ; ahead++)
         {
-            var (next, (queued, _)) = queue.Where(q => q.Value.Queued > 0).OrderBy(q => q.Value.Order).ThenBy(q => q.Key).First();
-            if (next == team && queued == 1) return ahead;
-            queue[next] = (queued - 1, ++turn);
+            var (next, (left, _)) = queue.Where(q => q.Value.Queued > 0).OrderBy(q => q.Value.Order).First();
+            if (next == team && left == 1) return ahead;
+            queue[next] = (left - 1, (++turn, next));
         }
     }
 

@@ -39,13 +39,8 @@ public static class StatusApi
             .ToListAsync(ct);
         int Count(RunStatus s, bool? mine = null) => active.Where(a => a.Status == s && (mine is null || (a.TeamId == team) == mine)).Sum(a => a.Count);
         var mineQueued = Count(RunStatus.Queued, true);
-        var queuedTeams = active.Where(a => a.Status == RunStatus.Queued).Select(a => a.TeamId).Append(team).Distinct().ToList();
-        var lastStarts = await db.Runs.AsNoTracking().Where(r => queuedTeams.Contains(r.TeamId) && r.StartedAt != null)
-            .GroupBy(r => r.TeamId).Select(g => new { Team = g.Key, Last = g.Max(r => r.StartedAt) }).ToDictionaryAsync(x => x.Team, x => x.Last, ct);
-        var ahead = RunClaims.RunsAhead(
-            active.Where(a => a.Status == RunStatus.Queued).Select(a => new RunClaims.TeamTurn(a.TeamId, a.Count, lastStarts.GetValueOrDefault(a.TeamId)))
-                .Append(new RunClaims.TeamTurn(team, 0, lastStarts.GetValueOrDefault(team))).DistinctBy(t => t.Team),
-            team);
+        var queued = active.Where(a => a.Status == RunStatus.Queued).ToDictionary(a => a.TeamId, a => a.Count);
+        var ahead = RunClaims.RunsAhead(queued, await RunClaims.StartsAsync(db, [.. queued.Keys, team], ct), team);
 
         var recent = await db.Runs.AsNoTracking().Where(r => r.WallSeconds != null)
             .OrderByDescending(r => r.CreatedAt).Take(20).Select(r => r.WallSeconds!.Value).ToListAsync(ct);
