@@ -2,6 +2,7 @@ using System.Text.Json;
 using WebDefense.Core.Evaluation;
 using WebDefense.Core.Models;
 using WebDefense.Core.Runs;
+using WebDefense.Core.Runtime;
 using Xunit.Abstractions;
 
 namespace WebDefense.Worker.Tests;
@@ -23,7 +24,8 @@ public class RunWorkerTests(WorkerFixture data, ITestOutputHelper output)
     public void Rnp_runs_in_process_reports_events_in_order_and_writes_a_purified_model_in_the_uploaded_format()
     {
         Assert.True(data.Original.Asr > 0.8, $"the suspect model should be backdoored: ASR {data.Original.Asr:P1}");
-        var spec = data.Spec("rnp", new() { ["recovering_epochs"] = 5, ["unlearning_epochs"] = 10 }, withTrigger: true);
+        // "auto" is resolved by the worker (cuda:0 where libtorch sees a GPU), and the run records what it resolved.
+        var spec = data.Spec("rnp", new() { ["recovering_epochs"] = 5, ["unlearning_epochs"] = 10 }, withTrigger: true) with { Device = "auto" };
         var events = Events(out var emit);
 
         var code = RunWorker.Execute(spec, emit, CancellationToken.None);
@@ -43,6 +45,9 @@ public class RunWorkerTests(WorkerFixture data, ITestOutputHelper output)
         var after = events.FindIndex(e => e is MetricsEvent { Stage: "after" });
         Assert.True(before > events.FindLastIndex(e => e is StepEvent) && after > before);
 
+        var expectedDevice = TorchRuntime.EnsureAvailable().CudaAvailable ? "cuda:0" : "cpu";
+        Assert.Equal(expectedDevice, completed.Device);
+        Assert.Contains(events.OfType<LogEvent>(), l => l.Message.Contains($"resolves to {expectedDevice}; the run computes there", StringComparison.Ordinal));
         Assert.Equal("model.pt", completed.ModelFile);
         foreach (var file in new[] { "model.pt", "metrics.json", "metrics.csv", "trajectory.json", "log.txt" })
         {

@@ -1,6 +1,14 @@
 using System.Globalization;
 
+using static TorchSharp.torch;
+
 namespace WebDefense.Experiments;
+
+/// <summary>The device every command computes on (<c>--device cpu|cuda|cuda:N</c>; default cpu).</summary>
+internal static class ExperimentDevice
+{
+    public static Device Current { get; set; } = CPU;
+}
 
 /// <summary>--key value pairs from the command line, with typed getters and defaults.</summary>
 internal sealed class ExperimentOptions(Dictionary<string, string> values)

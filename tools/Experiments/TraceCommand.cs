@@ -38,7 +38,7 @@ internal static class TraceCommand
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean, TargetLabel = 0, Seed = options.Int("seed", 0),
             Backdoor = new BackdoorSamples(triggered, true), // RNP shows it as validation ASR only
-            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options),
+            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options), Device = ExperimentDevice.Current,
         });
         Print(result);
     }
@@ -66,7 +66,7 @@ internal static class TraceCommand
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean.Data, TargetLabel = options.Int("target", 0), Seed = options.Int("seed", 0),
             Backdoor = triggered is null ? null : new BackdoorSamples(triggered, true),
-            TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options),
+            TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options), Device = ExperimentDevice.Current,
         });
         Print(result);
     }

@@ -119,8 +119,8 @@ public sealed class AnpDefense : IDefense
             using var scope = NewDisposeScope();
             var rows = Enumerable.Range(0, batchSize).Select(_ => (long)context.Random.Next(train.Count)).ToArray();
             using var index = tensor(rows);
-            var x = copy.Input.Normalize(augment.Apply(train.Images.index_select(0, index), context.Random));
-            var y = train.Labels.index_select(0, index);
+            var x = copy.Prepare(augment.Apply(train.Images.index_select(0, index), context.Random));
+            var y = copy.OnDevice(train.Labels.index_select(0, index));
             double robust = 0;
             if (eps > 0)
             {

@@ -186,8 +186,8 @@ public sealed class GradPruneDefense : IDefense
                 using var scope = NewDisposeScope();
                 model.Module.train(referenceBnMode && start == 0);
                 using var rows = tensor(order.AsSpan(start, Math.Min(batchSize, triggered.Count - start)).ToArray());
-                var logits = model.Forward(model.Input.Normalize(triggered.Images.index_select(0, rows)));
-                nn.functional.cross_entropy(logits, triggered.Labels.index_select(0, rows)).backward();
+                var logits = model.Forward(model.Prepare(triggered.Images.index_select(0, rows)));
+                nn.functional.cross_entropy(logits, model.OnDevice(triggered.Labels.index_select(0, rows))).backward();
             }
 
             (ConvLayer Conv, int Filter)? best = null;
@@ -197,7 +197,7 @@ public sealed class GradPruneDefense : IDefense
             {
                 if (conv.Weight.grad is not { } grad) continue;
                 using var scope = NewDisposeScope();
-                var scores = grad.abs().flatten(1).mean([1]).data<float>().ToArray();
+                var scores = grad.abs().flatten(1).mean([1]).cpu().data<float>().ToArray();
                 for (var k = 0; k < scores.Length; k++)
                 {
                     if (scores[k] > bestScore && !mask.IsPruned(conv, k))
@@ -222,8 +222,8 @@ public sealed class GradPruneDefense : IDefense
         var rows = paired ? batch.Indices : Enumerable.Range(0, batch.Indices.Length).Select(_ => (long)random.Next(triggered.Count)).ToArray();
         using var index = tensor(rows);
         var logits = model.Forward(batch.Inputs);
-        var triggeredLogits = model.Forward(model.Input.Normalize(triggered.Images.index_select(0, index)));
-        var loss = nn.functional.cross_entropy(logits, batch.Labels) + nn.functional.cross_entropy(triggeredLogits, triggered.Labels.index_select(0, index));
+        var triggeredLogits = model.Forward(model.Prepare(triggered.Images.index_select(0, index)));
+        var loss = nn.functional.cross_entropy(logits, batch.Labels) + nn.functional.cross_entropy(triggeredLogits, model.OnDevice(triggered.Labels.index_select(0, index)));
         return new BatchLoss(loss, logits);
     }
 

@@ -143,10 +143,10 @@ public sealed class RnpDefense : IDefense
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 using var index = tensor(rows);
-                var x = unlearned.Input.Normalize(augment.Apply(train.Images.index_select(0, index), context.Random));
+                var x = unlearned.Prepare(augment.Apply(train.Images.index_select(0, index), context.Random));
                 mask.Write();
                 unlearned.Module.zero_grad();
-                var loss = nn.functional.cross_entropy(unlearned.Forward(x), train.Labels.index_select(0, index)) * alpha;
+                var loss = nn.functional.cross_entropy(unlearned.Forward(x), unlearned.OnDevice(train.Labels.index_select(0, index))) * alpha;
                 loss.backward();
                 mask.Step(p.Number("recovering_lr"), 0.9);
                 lossSum += loss.item<float>() * rows.Length;

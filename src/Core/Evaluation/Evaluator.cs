@@ -19,29 +19,31 @@ public static class Evaluator
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var count = (int)images.shape[0];
-        var predictions = new long[count];
         var wasTraining = model.Module.training;
         model.Module.eval();
+        // The predictions stay on the model's device, in one tensor written batch by batch, and come to the host once.
+        var on = device ?? model.Device;
         try
         {
             using var inference = torch.inference_mode();
+            using var predicted = torch.empty(count, ScalarType.Int64, device: on);
             for (var start = 0; start < count; start += batchSize)
             {
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, count - start);
-                var x = model.Input.Normalize(images.narrow(0, start, length), device);
-                var predicted = model.Forward(x).argmax(1).cpu();
-                predicted.data<long>().CopyTo(predictions, start);
+                var x = model.Input.Normalize(images.narrow(0, start, length), on);
+                predicted.narrow(0, start, length).copy_(model.Forward(x).argmax(1));
                 batchDone?.Invoke(length);
             }
+
+            using var host = predicted.cpu();
+            return host.data<long>().ToArray();
         }
         finally
         {
             model.Module.train(wasTraining);
         }
-
-        return predictions;
     }
 
     /// <summary>
@@ -65,7 +67,7 @@ public static class Evaluator
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, data.Count - start);
-                var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length), device)).cpu();
+                var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length), device ?? model.Device)).cpu();
                 logits.argmax(1).data<long>().CopyTo(predicted, start);
                 var labels = data.Labels.narrow(0, start, length).unsqueeze(1);
                 nn.functional.softmax(logits, 1).gather(1, labels).squeeze(1).to_type(ScalarType.Float64).data<double>().CopyTo(probability, start);

@@ -24,6 +24,7 @@ public sealed class Classifier : IDisposable
         }
 
         Module = module;
+        Device = DeviceOf(module);
         Architecture = architecture;
         NumClasses = numClasses;
         Input = input;
@@ -36,8 +37,32 @@ public sealed class Classifier : IDisposable
     public InputSpec Input { get; }
     public bool IsTorchScript => Module is jit.ScriptModule;
 
+    /// <summary>Where the parameters and buffers live, and so where batches, labels, masks and counters for this model go.</summary>
+    public Device Device { get; private set; }
+
     /// <summary>Logits for a normalised float batch.</summary>
     public Tensor Forward(Tensor input) => ((nn.IModule<Tensor, Tensor>)Module).call(input);
+
+    /// <summary>uint8 N×C×H×W pixels → the normalised float batch on <see cref="Device"/>.</summary>
+    public Tensor Prepare(Tensor pixels) => Input.Normalize(pixels, Device);
+
+    /// <summary>A tensor (labels, indices, an input built on the CPU) on <see cref="Device"/>; the same tensor when it is already there.</summary>
+    public Tensor OnDevice(Tensor tensor) => tensor.to(Device);
+
+    /// <summary>
+    /// Moves the parameters and buffers to <paramref name="device"/> (no-op when they are there). Do it before anything
+    /// holds references to the parameters (topologies, optimisers, masks): a move replaces them.
+    /// </summary>
+    public Classifier MoveTo(Device device)
+    {
+        if (device.type != Device.type || device.index != Device.index)
+        {
+            Module.to(device);
+            Device = DeviceOf(Module);
+        }
+
+        return this;
+    }
 
     /// <summary>An independent copy: same architecture, parameters, buffers and train/eval mode.</summary>
     public Classifier Clone()
@@ -65,7 +90,23 @@ public sealed class Classifier : IDisposable
         }
 
         copy.train(Module.training);
-        return new Classifier(copy, Architecture, NumClasses, Input, _factory);
+        var clone = new Classifier(copy, Architecture, NumClasses, Input, _factory);
+        return clone.MoveTo(Device);
+    }
+
+    private static Device DeviceOf(nn.Module module)
+    {
+        foreach (var (_, parameter) in module.named_parameters())
+        {
+            return parameter.device;
+        }
+
+        foreach (var (_, buffer) in module.named_buffers())
+        {
+            return buffer.device;
+        }
+
+        return CPU;
     }
 
     public long ParameterCount() => Module.parameters().Sum(p => p.numel());

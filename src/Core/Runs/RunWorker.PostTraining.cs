@@ -86,6 +86,7 @@ public static partial class RunWorker
                 KnownBefore = spec.KnownBefore,
                 Observer = observer,
                 Cancellation = ct,
+                Device = TorchSharp.torch.device(device),
             });
             defenseWatch.Stop();
             ct.ThrowIfCancellationRequested();

@@ -35,6 +35,7 @@ public static partial class RunWorker
             ct.ThrowIfCancellationRequested();
 
             TorchSharp.torch.random.manual_seed(spec.Seed);
+            loaded.Classifier.MoveTo(TorchSharp.torch.device(device));
             var before = test is null ? null : Evaluator.Evaluate(loaded.Classifier, test, backdoorTest, spec.TargetLabel ?? 0);
             if (before is not null) log.Emit(new MetricsEvent("before", before));
             var observer = new EventObserver(log);

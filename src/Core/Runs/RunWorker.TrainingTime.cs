@@ -70,6 +70,7 @@ public static partial class RunWorker
                 TargetLabel = spec.TargetLabel,
                 Observer = new EventObserver(log),
                 Cancellation = ct,
+                Device = TorchSharp.torch.device(device),
             });
             runWatch.Stop();
             ct.ThrowIfCancellationRequested();

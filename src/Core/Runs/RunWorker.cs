@@ -81,20 +81,15 @@ public static partial class RunWorker
     }
 
     /// <summary>
-    /// The device the run computes on, which is what it records. The setting is resolved here (auto, cuda:N checked
-    /// against what libtorch sees). The defenses compute on the CPU whatever DefenseContext.Device says (they do not
-    /// move models or batches yet), so this worker passes them no device and a CUDA setting is logged, not recorded.
+    /// The device the run computes on, which is what it records: the setting resolved here (auto, cuda:N checked against
+    /// what libtorch sees). The runners move the run's model copy there and every batch, mask and counter follows it.
     /// </summary>
     private static string ComputeDeviceOf(string setting, RunLog log)
     {
         var info = TorchRuntime.EnsureAvailable();
         var resolved = ComputeDevice.Resolve(setting, info.CudaAvailable, info.CudaDeviceCount);
-        if (resolved != ComputeDevice.Cpu)
-        {
-            log.Log($"device: '{setting}' resolves to {resolved}, but the defenses compute on the CPU in this version; the run records cpu (docs/gpu.md)");
-        }
-
-        return ComputeDevice.Cpu;
+        log.Log($"device: '{setting}' resolves to {resolved}; the run computes there");
+        return resolved;
     }
 
     /// <summary>metrics.json, metrics.csv, trajectory.json and log.txt: the files every succeeded run writes besides its model.</summary>

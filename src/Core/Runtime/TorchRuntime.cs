@@ -33,8 +33,23 @@ public static class TorchRuntime
         if (threads > 0) torch.set_num_threads(threads);
     }
 
+    /// <summary>
+    /// Libraries loaded, in order, before LibTorchSharp (colon-separated paths): another libtorch than the one next to the
+    /// application, e.g. a CUDA wheel's <c>libc10.so:libtorch_cpu.so:libc10_cuda.so:libtorch_cuda.so:libtorch.so</c>
+    /// (tools/gpu/check.sh). The dynamic loader then resolves LibTorchSharp's dependencies to these, by soname.
+    /// </summary>
+    public const string PreloadVariable = "WEBDEFENSE_TORCH_PRELOAD";
+
     private static TorchRuntimeInfo RunProbe()
     {
+        foreach (var path in (Environment.GetEnvironmentVariable(PreloadVariable) ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!NativeLibrary.TryLoad(path, out _))
+            {
+                throw new TorchRuntimeUnavailableException($"{PreloadVariable}: {path} failed to load: {DlError(path)}");
+            }
+        }
+
         var library = FindLibTorchSharp();
         if (library is null)
         {

@@ -57,10 +57,10 @@ public static class TriggerInversion
             // The authors start from uniform random mask and pattern; ours are drawn from the seeded Random.
             var maskInit = Enumerable.Range(0, h * w).Select(_ => (float)random.NextDouble()).ToArray();
             var patternInit = Enumerable.Range(0, c * h * w).Select(_ => (float)random.NextDouble()).ToArray();
-            using var maskRaw = new TorchSharp.Modules.Parameter(Atanh(maskInit, [1, 1, h, w]));
-            using var patternRaw = new TorchSharp.Modules.Parameter(Atanh(patternInit, [1, c, h, w]));
+            using var maskRaw = new TorchSharp.Modules.Parameter(Atanh(maskInit, [1, 1, h, w], model.Device));
+            using var patternRaw = new TorchSharp.Modules.Parameter(Atanh(patternInit, [1, c, h, w], model.Device));
             using var optimizer = optim.Adam([maskRaw, patternRaw], options.LearningRate, beta1: 0.5, beta2: 0.9);
-            using var target = full(options.BatchSize, label, ScalarType.Int64);
+            using var target = full(options.BatchSize, label, ScalarType.Int64, device: model.Device);
 
             var cost = options.InitCost;
             int upCounter = 0, downCounter = 0, earlyStopCounter = 0;
@@ -77,7 +77,10 @@ public static class TriggerInversion
                 for (var epoch = 0; epoch < epochs; epoch++)
                 {
                     epochsRun = epoch + 1;
-                    double hits = 0, seen = 0, normSum = 0;
+                    // Counters on the model's device, read once per epoch (float64: the same sums as on the host).
+                    using var hits = zeros(1, ScalarType.Int64, device: model.Device);
+                    using var normSum = zeros(1, ScalarType.Float64, device: model.Device);
+                    double seen = 0;
                     var batches = BatchPlan.Epoch(count, options.BatchSize, shuffle: true, dropLast: false, random);
                     foreach (var rows in batches)
                     {
@@ -85,7 +88,7 @@ public static class TriggerInversion
                         using var quiet = GcQuietRegion.Enter();
                         using var scope = NewDisposeScope();
                         using var index = tensor(rows);
-                        var x = unitImages.index_select(0, index);
+                        var x = model.OnDevice(unitImages.index_select(0, index));
                         var mask = maskRaw.tanh().div(2 - Epsilon).add(0.5);
                         var pattern = patternRaw.tanh().div(2 - Epsilon).add(0.5);
                         var stamped = x.mul(mask.neg().add(1)).add(pattern.mul(mask));
@@ -96,13 +99,13 @@ public static class TriggerInversion
                         optimizer.zero_grad();
                         loss.backward();
                         optimizer.step();
-                        hits += logits.argmax(1).eq(y).sum().item<long>();
+                        hits.add_(logits.argmax(1).eq(y).sum());
                         seen += rows.Length;
-                        normSum += norm.item<float>() * rows.Length;
+                        normSum.add_(norm.detach().to_type(ScalarType.Float64).mul(rows.Length));
                     }
 
-                    lastAsr = hits / seen;
-                    lastNorm = normSum / seen;
+                    lastAsr = hits.item<long>() / seen;
+                    lastNorm = normSum.item<double>() / seen;
                     if (lastAsr >= options.AttackSuccessThreshold && lastNorm < bestNorm)
                     {
                         using var noGrad = no_grad();
@@ -174,9 +177,9 @@ public static class TriggerInversion
     }
 
     /// <summary>The unbounded variable whose tanh(·)/(2 − ε) + ½ is the given [0,1] values.</summary>
-    private static Tensor Atanh(float[] unit, long[] shape)
+    private static Tensor Atanh(float[] unit, long[] shape, Device device)
     {
         using var scope = NewDisposeScope();
-        return tensor(unit, shape).sub(0.5).mul(2 - Epsilon).atanh().MoveToOuterDisposeScope();
+        return tensor(unit, shape).sub(0.5).mul(2 - Epsilon).atanh().to(device).MoveToOuterDisposeScope();
     }
 }

@@ -39,7 +39,7 @@ public sealed class GradientNormRegularization(double radius, double alpha, bool
             foreach (var (live, saved) in buffers) live.copy_(saved);
         }
 
-        var surrogate = zeros(1);
+        var surrogate = zeros(1, device: model.Device);
         for (var i = 0; i < parameters.Count; i++) surrogate = surrogate + (parameters[i] * (g1[i] * (1 - alpha) + g2[i] * alpha)).sum();
         _inputs = batch.Inputs;
         return new BatchLoss(ce.detach() + surrogate.squeeze() - surrogate.squeeze().detach(), logits.detach());

@@ -138,8 +138,10 @@ public sealed class TrainingLoop
     private (double Loss, double Accuracy) RunEpoch(optim.Optimizer optimizer, Func<Classifier, TrainingBatch, BatchLoss> loss, Random random, CancellationToken cancellation)
     {
         Model.Module.train();
-        double lossSum = 0;
-        long correct = 0, seen = 0;
+        // Counters stay on the model's device and are read once per epoch (float64: the same sums as adding on the host).
+        using var lossSum = zeros(1, ScalarType.Float64, device: Model.Device);
+        using var correct = zeros(1, ScalarType.Int64, device: Model.Device);
+        long seen = 0;
         foreach (var rows in BatchPlan.Epoch(Data.Count, Options.BatchSize, shuffle: true, Options.DropLast, random))
         {
             cancellation.ThrowIfCancellationRequested();
@@ -147,7 +149,7 @@ public sealed class TrainingLoop
             using var scope = NewDisposeScope();
             using var index = tensor(rows);
             var pixels = Options.Augment.Apply(Data.Images.index_select(0, index), random);
-            var batch = new TrainingBatch(Model.Input.Normalize(pixels), Data.Labels.index_select(0, index), rows);
+            var batch = new TrainingBatch(Model.Prepare(pixels), Model.OnDevice(Data.Labels.index_select(0, index)), rows);
             optimizer.zero_grad();
             var (value, logits) = loss(Model, batch);
             (Maximize ? value.neg() : value).backward();
@@ -164,15 +166,15 @@ public sealed class TrainingLoop
                 AfterStep();
             }
 
-            lossSum += value.item<float>() * rows.Length;
+            lossSum.add_(value.detach().to_type(ScalarType.Float64).mul(rows.Length));
             seen += rows.Length;
             if (logits is not null)
             {
-                correct += logits.argmax(1).eq(batch.Labels).sum().item<long>();
+                correct.add_(logits.argmax(1).eq(batch.Labels).sum());
             }
         }
 
-        return seen == 0 ? (0, 0) : (lossSum / seen, (double)correct / seen);
+        return seen == 0 ? (0, 0) : (lossSum.item<double>() / seen, (double)correct.item<long>() / seen);
     }
 
     private static BatchLoss CrossEntropy(Classifier model, TrainingBatch batch)

@@ -51,7 +51,7 @@ public static class AdversarialConsistency
 
         var start = new float[pixels.numel()];
         for (var i = 0; i < start.Length; i++) start[i] = (float)((2 * random.NextDouble() - 1) * eps);
-        var delta = tensor(start, pixels.shape).mul(mask);
+        var delta = tensor(start, pixels.shape).to(pixels.device).mul(mask);
         for (var step = 0; step < options.Steps; step++)
         {
             var leaf = delta.detach().requires_grad_(true);
@@ -84,12 +84,12 @@ public static class AdversarialConsistency
                 using var scope = NewDisposeScope();
                 var length = Math.Min(options.BatchSize, rows.Count - start);
                 var index = tensor(rows.Skip(start).Take(length).Select(r => (long)r).ToArray());
-                var pixels = data.Images.index_select(0, index).to_type(ScalarType.Float32).div(255f);
-                var mask = PatchMask.Random(length, data.Height, data.Width, options.PatchRadius, random);
+                var pixels = model.OnDevice(data.Images.index_select(0, index)).to_type(ScalarType.Float32).div(255f);
+                var mask = model.OnDevice(PatchMask.Random(length, data.Height, data.Width, options.PatchRadius, random));
                 var perturbed = Perturb(model, pixels, mask, options, random);
                 using var noGrad = no_grad();
                 var kl = KlDivergence(model.Forward(model.Input.NormalizeUnit(pixels)), model.Forward(model.Input.NormalizeUnit(perturbed)));
-                var values = kl.clamp_min(0).to_type(ScalarType.Float64).data<double>().ToArray();
+                var values = kl.clamp_min(0).to_type(ScalarType.Float64).cpu().data<double>().ToArray();
                 values.CopyTo(scores, start);
                 progress?.Invoke((double)(start + length) / rows.Count);
             }

@@ -56,7 +56,7 @@ public sealed class BatchNormMask : IDisposable
         var result = new List<(BatchNormLayer, int, float)>();
         for (var i = 0; i < _mask.Length; i++)
         {
-            var values = _mask[i].data<float>().ToArray();
+            var values = _mask[i].cpu().data<float>().ToArray();
             for (var c = 0; c < values.Length; c++) result.Add((_topology.BatchNorms[i], c, values[c]));
         }
 

@@ -24,7 +24,7 @@ public static class ChannelLipschitz
         var scale = (gamma.detach() / (runningVar.detach() + epsilon).sqrt()).abs();
         var w = convWeight.detach() * scale.view(-1, 1, 1, 1);
         var singular = linalg.svdvals(w.reshape(w.shape[0], w.shape[1], -1).to_type(ScalarType.Float64));
-        return singular.amax([1]).to_type(ScalarType.Float32).data<float>().ToArray();
+        return singular.amax([1]).to_type(ScalarType.Float32).cpu().data<float>().ToArray();
     }
 
     /// <summary>

@@ -25,7 +25,7 @@ public sealed class ClassifierInputMask : IDisposable
         Weight = weight;
         using var noGrad = no_grad();
         _original = weight.detach().clone().DetachFromDisposeScope();
-        _mask = ones(1, weight.shape[1]).DetachFromDisposeScope();
+        _mask = ones(1, weight.shape[1], device: weight.device).DetachFromDisposeScope();
     }
 
     public string Name { get; }
@@ -66,7 +66,7 @@ public sealed class ClassifierInputMask : IDisposable
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, data.Count - start);
-                model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length))).sum().backward();
+                model.Forward(model.Prepare(data.Images.narrow(0, start, length))).sum().backward();
             }
 
             using var noGrad = no_grad();
@@ -78,7 +78,7 @@ public sealed class ClassifierInputMask : IDisposable
                 throw new InvalidOperationException($"the logits are not a linear function of the inputs of '{Name}'; Fine-Pruning needs a final linear layer");
             }
 
-            return (sums[0] / data.Count).to_type(ScalarType.Float64).data<double>().ToArray();
+            return (sums[0] / data.Count).to_type(ScalarType.Float64).cpu().data<double>().ToArray();
         }
         finally
         {

@@ -102,7 +102,7 @@ public sealed class ModelTopology
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
             var generator = new Generator(0);
-            var input = rand(4, model.Input.Channels, model.Input.Height, model.Input.Width, generator: generator);
+            var input = model.OnDevice(rand(4, model.Input.Channels, model.Input.Height, model.Input.Width, generator: generator));
             foreach (var (name, weight) in convs)
             {
                 saved.CopyInto(model.Module);
@@ -175,7 +175,7 @@ public sealed class ModelTopology
             model.Module.eval();
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var input = zeros(2, model.Input.Channels, model.Input.Height, model.Input.Width);
+            var input = zeros(2, model.Input.Channels, model.Input.Height, model.Input.Width, device: model.Device);
             model.Forward(input);
         }
         finally

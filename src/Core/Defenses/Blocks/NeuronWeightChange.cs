@@ -36,7 +36,7 @@ public sealed class NeuronWeightChange : IDisposable
             var d = (after.Weight.detach() - conv.Weight.detach()).abs().DetachFromDisposeScope();
             delta[conv.Name] = d;
             var sums = d.reshape(d.shape[0], -1).sum(1, type: ScalarType.Float64);
-            var values = sums.data<double>().ToArray();
+            var values = sums.cpu().data<double>().ToArray();
             sums.Dispose();
             neurons.AddRange(values.Select((v, k) => new NeuronChange(conv.Name, k, v)));
         }
@@ -64,7 +64,7 @@ public sealed class NeuronWeightChange : IDisposable
             var pool = cat(group.Select(n => _delta[n.Conv][n.Filter].flatten()).ToArray());
             var count = (int)Math.Min(pool.shape[0], Math.Ceiling(fraction * pool.shape[0] - 1e-9));
             if (count == 0) continue;
-            var flags = zeros(pool.shape[0], ScalarType.Bool).index_fill_(0, pool.topk(count).indexes, true);
+            var flags = zeros(pool.shape[0], ScalarType.Bool, device: pool.device).index_fill_(0, pool.topk(count).indexes, true);
             long offset = 0;
             foreach (var n in group)
             {

@@ -51,7 +51,7 @@ public static class Unlearning
 
                 using var rows = tensor(Enumerable.Range(0, batch.Indices.Length).Select(_ => (long)random.Next(retain.Count)).ToArray());
                 var pixels = options.Augment.Apply(retain.Images.index_select(0, rows), random);
-                var learn = nn.functional.cross_entropy(m.Forward(m.Input.Normalize(pixels)), retain.Labels.index_select(0, rows));
+                var learn = nn.functional.cross_entropy(m.Forward(m.Prepare(pixels)), m.OnDevice(retain.Labels.index_select(0, rows)));
                 return new BatchLoss(unlearn.Loss.add(learn), unlearn.Logits);
             },
             StopWhen = epoch => epoch.TrainAccuracy <= threshold,

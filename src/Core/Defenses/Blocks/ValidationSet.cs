@@ -48,17 +48,18 @@ public sealed class ValidationSet(ImageDataset clean, ImageDataset? backdoor, in
         try
         {
             using var noGrad = no_grad();
-            double sum = 0;
+            // Summed on the model's device in float64 (the same sums as adding on the host), read once.
+            using var sum = zeros(1, ScalarType.Float64, device: model.Device);
             for (var start = 0; start < data.Count; start += batchSize)
             {
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, data.Count - start);
-                var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length)));
-                sum += nn.functional.cross_entropy(logits, data.Labels.narrow(0, start, length), reduction: nn.Reduction.Sum).item<float>();
+                var logits = model.Forward(model.Prepare(data.Images.narrow(0, start, length)));
+                sum.add_(nn.functional.cross_entropy(logits, model.OnDevice(data.Labels.narrow(0, start, length)), reduction: nn.Reduction.Sum).to_type(ScalarType.Float64));
             }
 
-            return sum / data.Count;
+            return sum.item<double>() / data.Count;
         }
         finally
         {

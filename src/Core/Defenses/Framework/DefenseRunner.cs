@@ -118,6 +118,7 @@ public static class DefenseRunner
         var parameters = Validate(request);
         var device = request.Device ?? CPU;
         torch.random.manual_seed(request.Seed);
+        if (device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(request.Seed);
         var random = new Random(request.Seed);
         var scanFirst = request.Backdoor is null && ScanAssistance.Enabled(parameters) && request.CleanData.Count > 0;
         // Steps: evaluate before (with test sets), the scan's (when it scans first), the defense's, evaluate after.
@@ -127,34 +128,35 @@ public static class DefenseRunner
         var steps = first + scanSteps + request.Defense.Steps.Count + first;
         var evaluation = Stopwatch.StartNew();
         BackdoorMetrics? before = null;
-        if (measuring)
-        {
-            request.Observer.StepStarted(0, steps, EvaluateBefore);
-            if (request.KnownBefore is { } known)
-            {
-                before = known;
-                request.Observer.Log("before: the metrics an earlier run measured on this model with the same test sets, trigger and target label (not evaluated again)");
-            }
-            else
-            {
-                before = Measure(request, request.Model, device, "the model as given");
-            }
-        }
-
-        var evaluateBefore = evaluation.Elapsed.TotalSeconds;
         var observer = new ShiftedObserver(request.Observer, first + scanSteps, steps, estimated: scanFirst);
         ScanResult? scan = null;
         ImageDataset? stamped = null;
         ImageDataset? holdout = null;
-        var purified = request.Model.Clone();
+        // The run's copy, on the run's device: measured before (it is still the model as given), scanned, purified, measured after.
+        var purified = request.Model.Clone().MoveTo(device);
         try
         {
+            if (measuring)
+            {
+                request.Observer.StepStarted(0, steps, EvaluateBefore);
+                if (request.KnownBefore is { } known)
+                {
+                    before = known;
+                    request.Observer.Log("before: the metrics an earlier run measured on this model with the same test sets, trigger and target label (not evaluated again)");
+                }
+                else
+                {
+                    before = Measure(request, purified, "the model as given");
+                }
+            }
+
+            var evaluateBefore = evaluation.Elapsed.TotalSeconds;
             var backdoor = request.Backdoor;
             var validationTarget = request.TargetLabel;
             if (scanFirst)
             {
                 // The scan's own Random, so that the defense's draws stay those of a run with backdoor samples.
-                scan = BackdoorScan.Run(request.Model, request.CleanData, DefenseParameters.Resolve(DefenseCatalog.Scan.Parameters), new Random(request.Seed),
+                scan = BackdoorScan.Run(purified, request.CleanData, DefenseParameters.Resolve(DefenseCatalog.Scan.Parameters), new Random(request.Seed),
                     request.Observer, request.Cancellation, stepOffset: first, stepCount: steps);
                 holdout = request.CleanData.Subset(scan.HoldoutRows);
                 if (scan.Trigger is { } reconstructed && scan.TargetLabel is { } suspected)
@@ -192,7 +194,7 @@ public static class DefenseRunner
             watch.Stop();
             evaluation.Restart();
             if (measuring) request.Observer.StepStarted(steps - 1, steps, EvaluateAfter);
-            var after = measuring ? Measure(request, purified, device, "the defended model") : null;
+            var after = measuring ? Measure(request, purified, "the defended model") : null;
             var evaluateAfter = evaluation.Elapsed.TotalSeconds;
             var der = before is not null && after is not null ? BackdoorMetrics.Der(before, after) : null;
             double? estimatedBefore = null, estimatedAfter = null;
@@ -203,6 +205,8 @@ public static class DefenseRunner
             }
 
             var changed = !SameWeights(request.Model, purified);
+            // The purified model goes back to the host, where the caller saves, exports or evaluates it further.
+            purified.MoveTo(CPU);
             var trajectory = stamped is not null ? outcome.Trajectory.Select(ShiftedObserver.Estimated).ToList() : outcome.Trajectory;
             return new DefenseResult(request.Defense.Name, parameters.Values, request.Seed, before, after, der,
                 trajectory, outcome.Chosen, outcome.Findings, watch.Elapsed, purified)
@@ -261,14 +265,14 @@ public static class DefenseRunner
         using var scope = NewDisposeScope();
         var left = a.Module.state_dict();
         var right = b.Module.state_dict();
-        return left.Count == right.Count && left.All(kv => right.TryGetValue(kv.Key, out var other) && kv.Value.shape.SequenceEqual(other.shape) && kv.Value.eq(other).all().item<bool>());
+        return left.Count == right.Count && left.All(kv => right.TryGetValue(kv.Key, out var other) && kv.Value.shape.SequenceEqual(other.shape) && kv.Value.eq(other.to(kv.Value.device)).all().item<bool>());
     }
 
     /// <summary>ACC (and ASR, RA) on the test sets, reporting the images done as the step's progress about every 2%.</summary>
-    private static BackdoorMetrics Measure(DefenseRequest request, Classifier model, Device device, string what)
+    private static BackdoorMetrics Measure(DefenseRequest request, Classifier model, string what)
     {
         var reported = 0.0;
-        return Evaluator.Evaluate(model, request.TestSet!, request.BackdoorTestSet, request.TargetLabel ?? 0, device: device, progress: (done, total) =>
+        return Evaluator.Evaluate(model, request.TestSet!, request.BackdoorTestSet, request.TargetLabel ?? 0, progress: (done, total) =>
         {
             var fraction = (double)done / Math.Max(1, total);
             if (fraction - reported < 0.02 && done < total) return;

@@ -140,7 +140,9 @@ public static class TrainingDefenseRunner
         var compare = request.TrainUndefended && request.TestSet is not null;
         var steps = defense.Steps.Count + (compare ? 1 : 0);
         var observer = new StepCountObserver(request.Observer, steps);
-        Classifier Create() => ModelZoo.CreateClassifier(request.Architecture, request.NumClasses, request.Input);
+        // Initial weights drawn on the host (the same for a seed on every device), then moved to the run's device.
+        Classifier Create() => ModelZoo.CreateClassifier(request.Architecture, request.NumClasses, request.Input).MoveTo(device);
+        if (device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(request.Seed);
         try
         {
             var watch = Stopwatch.StartNew();
@@ -160,7 +162,7 @@ public static class TrainingDefenseRunner
             watch.Stop();
             try
             {
-                var after = Measure(request, outcome.Model, device);
+                var after = Measure(request, outcome.Model);
                 BackdoorMetrics? undefended = null;
                 TimeSpan? undefendedTime = null;
                 var trajectory = outcome.Trajectory.ToList();
@@ -177,11 +179,13 @@ public static class TrainingDefenseRunner
                         observer.Point(point);
                         observer.Progress((e.Epoch + 1.0) / recipe.Epochs, $"undefended epoch {e.Epoch + 1}: train ACC {e.TrainAccuracy:P1}");
                     }, request.Cancellation);
-                    undefended = Measure(request, model, device);
+                    undefended = Measure(request, model);
                     undefendedTime = plain.Elapsed;
                 }
 
                 var der = undefended is not null && after is not null ? BackdoorMetrics.Der(undefended, after) : null;
+                // The trained model goes back to the host, where the caller saves or evaluates it further.
+                outcome.Model.MoveTo(CPU);
                 var detection = request.Truth?.Score(outcome.Suspected.Distinct().ToList());
                 return new TrainingDefenseResult(defense.Name, parameters.Values, request.Seed, undefended, after, der, detection,
                     outcome.Suspicion, outcome.SuspicionMeaning, outcome.SampleColumns ?? new Dictionary<string, IReadOnlyList<double>>(), outcome.Suspected,
@@ -221,8 +225,8 @@ public static class TrainingDefenseRunner
         }
     }
 
-    private static BackdoorMetrics? Measure(TrainingDefenseRequest request, Classifier model, Device device) =>
-        request.TestSet is null ? null : Evaluator.Evaluate(model, request.TestSet, request.BackdoorTestSet, request.TargetLabel ?? 0, device: device);
+    private static BackdoorMetrics? Measure(TrainingDefenseRequest request, Classifier model) =>
+        request.TestSet is null ? null : Evaluator.Evaluate(model, request.TestSet, request.BackdoorTestSet, request.TargetLabel ?? 0);
 
     /// <summary>Passes everything through, reporting the total number of steps (the defense's plus the comparison).</summary>
     private sealed class StepCountObserver(IDefenseObserver inner, int steps) : IDefenseObserver
