@@ -92,6 +92,11 @@ public sealed class ChartTests : DashboardTest
         Assert.Equal(["–", "3"], rows.Single(r => r.Name == "u").Values);
         // Data-free CLP validated nothing (no clean data): only RNP has an ACC trajectory to overlay.
         Assert.Equal(["rnp"], model.Trajectories("ACC").Select(s => s.Name[..3]));
+
+        // With the team's names at hand, the model and data sets read by name instead of by id.
+        var named = new ComparisonModel(model.Runs, new Dictionary<Guid, string> { [rnp.ModelId!.Value] = "suspect.pt", [rnp.CleanDatasetId!.Value] = "clean-500.npz" });
+        Assert.Equal("suspect.pt", named.ParameterRows().Single(r => r.Name == "model").Values[0]);
+        Assert.Equal("clean-500.npz", named.ParameterRows().Single(r => r.Name == "clean set").Values[0]);
     }
 
     [Fact]

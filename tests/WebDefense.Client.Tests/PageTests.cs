@@ -42,6 +42,44 @@ public sealed class PageTests : DashboardTest
     }
 
     [Fact]
+    public void Every_metric_links_to_its_glossary_entry_and_parameters_and_findings_read_as_words()
+    {
+        ServeRun("rnp-run.json", "rnp-trajectory.json");
+        var run = Fixtures.RnpRun;
+        var page = Render<RunDetail>(p => p.Add(c => c.Id, run.Id));
+        page.WaitForAssertion(() => Assert.NotEmpty(page.FindAll("[data-testid=metric-cards]")));
+
+        foreach (var metric in new[] { "ACC", "ASR", "RA", "DER" })
+        {
+            var link = page.Find($"[data-testid=card-{metric}] a.wd-term");
+            Assert.Equal($"glossary#{metric.ToLowerInvariant()}", link.GetAttribute("href"));
+            Assert.Contains(metric == "ASR" ? "lower is better" : "higher is better", link.GetAttribute("title"));
+        }
+
+        Assert.Contains("lower is better", page.Find("[data-testid=card-ASR]").TextContent);
+        // Parameters by their human name, with the API's name beside it for requests and logs.
+        var parameters = page.Find("[data-testid=parameters]").TextContent;
+        Assert.Contains("Unlearning epochs", parameters);
+        Assert.Contains("unlearning_epochs", parameters);
+        // A fraction named like a metric reads in percent, as every metric does.
+        var findings = page.Find("[data-testid=findings]").TextContent;
+        Assert.Contains("86.20%", findings);    // unlearned_train_acc 0.8619…
+        Assert.Contains("13.78%", findings);    // detected_label_share 0.1377…
+        Assert.Contains("Unlearned train ACC", findings);
+    }
+
+    [Fact]
+    public void The_glossary_says_what_each_metric_measures_and_which_way_is_better()
+    {
+        var page = Render<GlossaryPage>();
+        foreach (var (term, better) in new[] { ("acc", "higher is better"), ("asr", "lower is better"), ("ra", "higher is better"), ("der", "1 is best"), ("pp", "percentage points") })
+        {
+            var entry = page.Find($"dt#{term}");
+            Assert.Contains(better, entry.TextContent + entry.NextElementSibling!.TextContent);
+        }
+    }
+
+    [Fact]
     public void A_data_free_run_has_no_detection_and_its_deltas_say_which_way_is_better()
     {
         ServeRun("clp-run.json", "clp-trajectory.json");

@@ -267,12 +267,12 @@ public sealed class TrainingTimeTests : DashboardTest
         Assert.Single(scatter.QuerySelectorAll("g[data-series^=undefended] circle"));
 
         var table = page.Find("[data-testid=compare-table]");
-        var iterations = table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "iterations");
+        var iterations = table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.GetAttribute("data-name") == "iterations");
         Assert.Equal("true", iterations.GetAttribute("data-differs"));
         Assert.Equal(["3", "2"], iterations.QuerySelectorAll("td").Skip(1).Select(td => td.TextContent));
-        var model = table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "model");
+        var model = table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.GetAttribute("data-name") == "model");
         Assert.Equal(["smallcnn (trained)", "smallcnn (trained)"], model.QuerySelectorAll("td").Skip(1).Select(td => td.TextContent));
-        Assert.Contains("87.80%", table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.TextContent == "detection recall").TextContent);
+        Assert.Contains("87.80%", table.QuerySelectorAll("tbody tr").Single(r => r.QuerySelector("td")!.GetAttribute("data-name") == "detection recall").TextContent);
     }
 
     [Fact]

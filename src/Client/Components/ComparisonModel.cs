@@ -4,9 +4,14 @@ using WebDefense.Client.Charts;
 
 namespace WebDefense.Client.Components;
 
-/// <summary>What the Compare page shows for a set of runs: overlaid trajectories, the parameter table and the ACC-vs-ASR scatter.</summary>
-public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<TrajectoryPoint> Points)> runs)
+/// <summary>
+/// What the Compare page shows for a set of runs: overlaid trajectories, the parameter table and the ACC-vs-ASR scatter.
+/// <paramref name="names"/>: the team's model and data-set names by id, shown instead of ids where known.
+/// </summary>
+public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<TrajectoryPoint> Points)> runs, IReadOnlyDictionary<Guid, string>? names = null)
 {
+    private readonly IReadOnlyDictionary<Guid, string> _names = names ?? new Dictionary<Guid, string>();
+
     public IReadOnlyList<(RunInfo Run, IReadOnlyList<TrajectoryPoint> Points)> Runs { get; } = runs;
 
     public static string Label(RunInfo run) => $"{run.Defense} #{run.Id.ToString("N")[..6]} s{run.Seed}";
@@ -39,7 +44,7 @@ public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<Tr
     /// <summary>Rows of the parameter table (runs as columns): defense, seed, each resolved parameter; Differs marks rows whose values are not all equal.</summary>
     public IReadOnlyList<(string Name, string[] Values, bool Differs)> ParameterRows()
     {
-        var maps = Runs.Select(r => Flatten(r.Run)).ToList();
+        var maps = Runs.Select(r => Flatten(r.Run, _names)).ToList();
         var names = maps.SelectMany(m => m.Keys).Distinct().ToList();
         return names.Select(n =>
         {
@@ -48,19 +53,20 @@ public sealed class ComparisonModel(IReadOnlyList<(RunInfo Run, IReadOnlyList<Tr
         }).ToList();
     }
 
-    private static Dictionary<string, string> Flatten(RunInfo run)
+    private static Dictionary<string, string> Flatten(RunInfo run, IReadOnlyDictionary<Guid, string> names)
     {
+        string Name(Guid? id, string missing) => id is { } g ? names.TryGetValue(g, out var n) ? n : g.ToString("N")[..8] : missing;
         var map = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["defense"] = run.Defense,
             ["seed"] = run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["model"] = run.ModelId?.ToString("N")[..8] ?? $"{run.Architecture ?? "?"} (trained)",
-            ["clean set"] = run.CleanDatasetId?.ToString("N")[..8] ?? "–",
+            ["model"] = Name(run.ModelId, $"{run.Architecture ?? "?"} (trained)"),
+            ["clean set"] = Name(run.CleanDatasetId, "–"),
             ["trigger"] = run.Trigger ?? "–",
         };
         if (run.IsTrainingTime)
         {
-            map["training set"] = run.PoisonedTrainDatasetId?.ToString("N")[..8] ?? "–";
+            map["training set"] = Name(run.PoisonedTrainDatasetId, "–");
             map["classes"] = run.NumClasses?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "–";
             map["suspected"] = run.Detection?.Suspected?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "–";
             map["detection recall"] = Format.Percent(run.Detection?.Recall);
