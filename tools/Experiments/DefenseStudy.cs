@@ -5,6 +5,7 @@ using WebDefense.Core.Data;
 using WebDefense.Core.Data.Triggers;
 using WebDefense.Core.Defenses.Framework;
 using WebDefense.Core.Evaluation;
+using WebDefense.Core.Models;
 using WebDefense.Core.Training;
 
 namespace WebDefense.Experiments;
@@ -32,12 +33,32 @@ internal static class DefenseStudy
     public static List<StudyRow> Run(IReadOnlyList<(string Name, AttackSpec Attack)> attacks, IReadOnlyList<StudyDefense> defenses, int seeds,
         int epochs, double lr, string cache, string log, IReadOnlyCollection<int>? only = null)
     {
-        var rows = File.Exists(log) ? File.ReadLines(log).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!).ToList() : [];
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(log))!);
         using var train = FashionMnist.Train();
         using var test = FashionMnist.Test();
         var models = attacks.ToDictionary(a => a.Name, a => BackdooredModels.Cached(cache, a.Name, a.Attack, train, epochs, lr, seed: 0));
+        try
+        {
+            return RunOn(train, test, models, attacks, defenses, seeds, log, only);
+        }
+        finally
+        {
+            foreach (var model in models.Values) model.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The study on any data set and victims: <paramref name="train"/> is where each seed's defender set is drawn from,
+    /// <paramref name="test"/> gives the before/after metrics; the models are the attacks' victims (not disposed here).
+    /// A victim's before-metrics are evaluated once and passed to every later run on it.
+    /// </summary>
+    public static List<StudyRow> RunOn(ImageDataset train, ImageDataset test, IReadOnlyDictionary<string, Classifier> models,
+        IReadOnlyList<(string Name, AttackSpec Attack)> attacks, IReadOnlyList<StudyDefense> defenses, int seeds, string log,
+        IReadOnlyCollection<int>? only = null)
+    {
+        var rows = File.Exists(log) ? File.ReadLines(log).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!).ToList() : [];
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(log))!);
         var bdTests = attacks.ToDictionary(a => a.Name, a => BackdoorTestSet.Build(test, a.Attack.Trigger, a.Attack.TargetLabel));
+        var before = new Dictionary<string, BackdoorMetrics>();
         try
         {
             // Seed-major: a study stopped after k seeds has complete k-seed tables for every attack and defense.
@@ -66,7 +87,10 @@ internal static class DefenseStudy
                             Parameters = entry.Parameters,
                             TestSet = test,
                             BackdoorTestSet = bdTests[name].Data,
+                            KnownBefore = before.GetValueOrDefault(name),
+                            Device = ExperimentDevice.Current,
                         });
+                        before.TryAdd(name, result.Before!);
                         var row = new StudyRow(name, entry.Label, seed,
                             result.Before!.Acc, result.Before.Asr!.Value, result.Before.Ra!.Value,
                             result.After!.Acc, result.After.Asr!.Value, result.After.Ra!.Value, result.Der!.Value,
@@ -82,7 +106,6 @@ internal static class DefenseStudy
         }
         finally
         {
-            foreach (var model in models.Values) model.Dispose();
             foreach (var bd in bdTests.Values) bd.Dispose();
         }
 

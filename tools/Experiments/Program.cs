@@ -5,6 +5,7 @@ TorchRuntime.EnsureAvailable();
 var command = args.FirstOrDefault() ?? "help";
 var options = ExperimentOptions.Parse(args.Skip(1).ToArray());
 TorchRuntime.UseThreads(options.Int("threads", Environment.ProcessorCount));
+ExperimentDevice.Current = TorchSharp.torch.device(options.Text("device", "cpu"));
 switch (command)
 {
     case "attack":
@@ -36,6 +37,12 @@ switch (command)
         break;
     case "api-load":
         ApiLoadCommand.Run(options);
+        break;
+    case "cifar10":
+        Cifar10Command.Run(options);
+        break;
+    case "gpu-check":
+        Environment.ExitCode = GpuCheckCommand.Run(options);
         break;
     case "run-wait":
         RunWaitCommand.Run(options);
@@ -79,7 +86,14 @@ switch (command)
               run-wait        where a run's time goes, through a running service: --runs runs (seeds 1, 2, …) of --defense
                               on --model ID --clean ID --test ID --backdoor-test ID --target N [--params k=v,k=v],
                               each split into queueing, worker start, loading, evaluations and the defense (--out FILE)
-            every command: --threads N (torch threads, default: the number of cores)
+              cifar10         issue 18's study: --phase train --attack badnets|blended --epochs 15 --lr 0.02 trains a ResNet-18
+                              victim on the 50,000 CIFAR-10 training JPEGs (--dir artifacts/cifar10); --phase defend runs
+                              Grad-Prune (10 and 100 per class), RNP, TSBD, ANP and FT-SAM on both victims (--seeds 3
+                              --seed-list 0,1 --defenses rnp,tsbd --set 'anp:nb_iter=500' to override a parameter);
+                              --phase report rewrites the generated part of docs/results/cifar10-resnet18.md from the log
+              gpu-check       issue 19's check on a GPU machine (tools/gpu/check.sh): fixture logits on cuda, a PreActResNet-18
+                              victim, RNP and FT on cpu and cuda with one seed (--data DIR --fixtures DIR --out FILE.json)
+            every command: --threads N (torch threads, default: the number of cores); --device cpu|cuda|cuda:N (default cpu)
             """);
         break;
 }

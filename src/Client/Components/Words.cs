@@ -25,7 +25,8 @@ public static class Words
         ["lr_un"] = "Learning rate (unlearning)", ["lr_ft"] = "Learning rate (fine-tuning)", ["nb_iter"] = "Iterations",
         ["anp_eps"] = "Perturbation bound ε", ["anp_steps"] = "Perturbation steps", ["anp_alpha"] = "Trade-off α",
         ["alpha"] = "α", ["u"] = "Threshold u", ["m"] = "Share of weights zeroed m", ["r"] = "Probe radius r", ["rho"] = "Radius ρ",
-        ["eps"] = "ε", ["epsilon"] = "ε",
+        ["eps"] = "ε", ["epsilon"] = "ε", ["u_min"] = "Smallest u", ["u_max"] = "Largest u", ["u_num"] = "Number of u values",
+        ["chosen_u"] = "Chosen u",
     };
 
     /// <summary>"samples_per_class" → "Samples per class".</summary>
