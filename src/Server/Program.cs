@@ -19,12 +19,14 @@ builder.AddDataServices();
 builder.AddAuthServices();
 builder.AddJobServices();
 builder.AddApiServices();
+builder.AddApiPolicies();
 builder.AddDashboard();
 
 var app = builder.Build();
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseAuthentication();
+app.UseApiPolicies();
 app.UseAuthorization();
 app.MapHealthApi();
 app.MapWebDefenseApi();

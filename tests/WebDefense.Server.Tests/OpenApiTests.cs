@@ -32,6 +32,10 @@ public class OpenApiTests
         Assert.Contains("ApiKey", getRun.GetProperty("security").ToString());
         var login = operations.Single(o => o.Path == "/api/auth/login" && o.Method == "post").Operation;
         Assert.False(login.TryGetProperty("security", out _));
+        // Every /api operation may answer the rate limit's 429; the run read documents its 304 for If-None-Match.
+        Assert.All(operations.Where(o => o.Path.StartsWith("/api/", StringComparison.Ordinal)), o => Assert.True(o.Operation.GetProperty("responses").TryGetProperty("429", out _), $"{o.Method} {o.Path}"));
+        Assert.True(getRun.GetProperty("responses").TryGetProperty("304", out _));
+        Assert.True(getRun.GetProperty("responses").GetProperty("200").GetProperty("content").TryGetProperty("application/json", out _));
 
         // Filters with a fixed set of values are enums.
         var list = operations.Single(o => o.Path == "/api/runs" && o.Method == "get").Operation;

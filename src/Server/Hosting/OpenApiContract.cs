@@ -8,7 +8,8 @@ namespace WebDefense.Server.Hosting;
 /// <summary>
 /// What generated clients need from /openapi/v1.json beyond what the endpoints declare: how to authenticate (an
 /// <c>X-Api-Key</c> header, or the dashboard's session cookie), a unique operationId on every operation (from its
-/// method and route), the 401 and 403 answers of every operation that needs a login, and the values of the list filters as enums.
+/// method and route), the 401 and 403 answers of every operation that needs a login, the 429 of the rate limit on every /api
+/// operation, and the values of the list filters as enums.
 /// </summary>
 public static class OpenApiContract
 {
@@ -67,6 +68,11 @@ public static class OpenApiContract
                 ];
                 operation.Responses.TryAdd("401", Problem("No valid API key or session: log in, or send X-Api-Key."));
                 operation.Responses.TryAdd("403", Problem("Logged in, but this operation needs the admin role."));
+            }
+
+            if (description.RelativePath?.StartsWith("api/", StringComparison.Ordinal) == true)
+            {
+                operation.Responses.TryAdd("429", Problem("Too many requests from this user (WebDefense:RateLimit): wait for the Retry-After header's seconds."));
             }
 
             return Task.CompletedTask;

@@ -69,6 +69,14 @@ public sealed class WebDefenseOptions
     [Required]
     public Auth.LoginOptions Login { get; set; } = new();
 
+    /// <summary>Per-user request limits on /api (429 with Retry-After).</summary>
+    [Required]
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    /// <summary>Origins allowed to call the API from a browser; none by default.</summary>
+    [Required]
+    public CorsOptions Cors { get; set; } = new();
+
     /// <summary>Absolute data directory (set after binding).</summary>
     public string DataPath => Path.GetFullPath(DataDirectory, AppContext.BaseDirectory);
     public string ArtifactsPath => Path.Combine(DataPath, "artifacts");

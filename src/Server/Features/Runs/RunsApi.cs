@@ -2,9 +2,12 @@ using WebDefense.Core.Defenses;
 using System.IO.Compression;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Net.Http.Headers;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using WebDefense.Core.Runs;
@@ -28,7 +31,8 @@ public static class RunsApi
         api.MapGet("/", ListAsync).WithSummary("The team's runs: filter by status, defense, kind (post-training|training-time|scan), modelId, batchId; sort = created|status|defense|beforeAcc|afterAcc|beforeAsr|afterAsr|afterRa|der|wallSeconds (prefix - for descending; default -created); paging.");
         api.MapGet("/export.csv", ExportAsync).WithSummary("Every run the filters match (same filters and sort as the list, no paging) as CSV.")
             .Produces(StatusCodes.Status200OK, contentType: "text/csv");
-        api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics.");
+        api.MapGet("/{id:guid}", GetAsync).WithSummary("One run with its progress and metrics. Answers with an ETag; If-None-Match with it answers 304 while nothing changed.")
+            .Produces<RunResponse>(StatusCodes.Status200OK).Produces(StatusCodes.Status304NotModified).Produces(StatusCodes.Status404NotFound);
         api.MapDelete("/{id:guid}", DeleteAsync).WithSummary("Delete a finished run and its records.");
         api.MapGet("/{id:guid}/trajectory", TrajectoryAsync).WithSummary("The defense's trajectory points (validation metrics along the sweep).");
         api.MapGet("/{id:guid}/events", Events).WithSummary("Server-sent events: status, step, progress, point, log, metrics, completed, failed.")
@@ -193,8 +197,24 @@ public static class RunsApi
         return db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id && r.TeamId == team, ct);
     }
 
-    private static async Task<Results<Ok<RunResponse>, NotFound>> GetAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct) =>
-        await FindAsync(id, http, db, ct) is { } run ? TypedResults.Ok(RunResponse.From(run, http.User)) : TypedResults.NotFound();
+    /// <summary>
+    /// One run, with a strong ETag of the answer: a client polling with If-None-Match gets 304 and no body until anything
+    /// it would see (status, progress, step, metrics) changes.
+    /// </summary>
+    private static async Task<IResult> GetAsync(Guid id, HttpContext http, AppDbContext db, IOptions<JsonOptions> json, CancellationToken ct)
+    {
+        if (await FindAsync(id, http, db, ct) is not { } run) return TypedResults.NotFound();
+        var body = JsonSerializer.SerializeToUtf8Bytes(RunResponse.From(run, http.User), json.Value.SerializerOptions);
+        var etag = new EntityTagHeaderValue($"\"{Convert.ToHexStringLower(SHA256.HashData(body).AsSpan(0, 16))}\"");
+        http.Response.Headers.ETag = etag.ToString();
+        http.Response.Headers.CacheControl = "no-cache";
+        if (http.Request.GetTypedHeaders().IfNoneMatch is { Count: > 0 } match && match.Any(m => m.Compare(etag, useStrongComparison: false) || m.Tag == "*"))
+        {
+            return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+        }
+
+        return TypedResults.Bytes(body, "application/json");
+    }
 
     private static async Task<Results<NoContent, NotFound, ProblemHttpResult>> DeleteAsync(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
     {
@@ -221,7 +241,9 @@ public static class RunsApi
         var artifact = await db.RunArtifacts.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == id && a.Kind == kind, ct);
         if (artifact is null) return TypedResults.Problem("the run has no such artifact (yet)", statusCode: StatusCodes.Status404NotFound);
         var type = kind.EndsWith(".png", StringComparison.Ordinal) ? "image/png" : kind switch { "metrics.json" or "scan/scan.json" => "application/json", "metrics.csv" or RunJob.SuspectedArtifact => "text/csv", "log" => "text/plain", _ => "application/octet-stream" };
-        return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), type, artifact.FileName);
+        // Artifacts never change once written: Range requests resume a large download, and the ETag names this file.
+        return TypedResults.PhysicalFile(store.PathOf(artifact.StoredName), type, artifact.FileName,
+            entityTag: new EntityTagHeaderValue($"\"{artifact.RunId:N}-{artifact.Id}\""), enableRangeProcessing: true);
     }
 
     private static async Task<IResult> LogAsync(Guid id, HttpContext http, AppDbContext db, ArtifactStore store, CancellationToken ct)
