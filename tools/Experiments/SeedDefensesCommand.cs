@@ -28,7 +28,8 @@ internal static class SeedDefensesCommand
         [
             new(new GradPruneDefense(), 10, "grad-prune (spc 10)", new Dictionary<string, object> { ["samples_per_class"] = 10 }),
             new(new GradPruneDefense(), 100, "grad-prune (spc 100)", new Dictionary<string, object> { ["samples_per_class"] = 100 }),
-            new(new RnpDefense(), 50, "rnp (50/class)"),
+            // RNP on clean data alone, as its paper (no backdoor scan first, which the product runs for a user without a trigger).
+            new(new RnpDefense(), 50, "rnp (50/class)", new Dictionary<string, object> { ["scan"] = false }),
         ];
         var rows = DefenseStudy.Run(BackdooredModels.Attacks, defenses, seeds, epochs, lr, cache, Path.Combine(cache, $"seed-defenses-e{epochs}.jsonl"));
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
