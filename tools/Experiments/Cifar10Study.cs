@@ -31,6 +31,9 @@ internal static class Cifar10Study
         ("ft-sam", "ft-sam", 50, "scan=false"),
         ("anp", "anp", 50, "scan=false"),
         ("tsbd", "tsbd", 50, "scan=false"),
+        ("ft-sam (last epoch)", "ft-sam", 50, "scan=false,selection=last"),
+        ("rnp (fixed 0.7)", "rnp", 50, "scan=false,selection=fixed-threshold,fixed_threshold=0.7"),
+        ("rnp (fixed 0.2)", "rnp", 50, "scan=false,selection=fixed-threshold,fixed_threshold=0.2"),
         ("rnp (scan first)", "rnp", 50, "scan=true"),
         ("tsbd (scan first)", "tsbd", 50, "scan=true"),
     ];
@@ -49,7 +52,12 @@ internal static class Cifar10Study
         List<StudyRow> rows;
         if (options.Text("phase", "") == "report")
         {
-            rows = File.ReadLines(log).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!).ToList();
+            // In the plan's order (attack, then defense as listed, then seed), whatever order the log was written in.
+            var labels = defenses.Select(d => d.Label).ToList();
+            var names = attacks.Select(a => a.Name).ToList();
+            rows = File.ReadLines(log).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<StudyRow>(l)!)
+                .Where(r => labels.Contains(r.Defense) && names.Contains(r.Attack) && r.Seed < seeds)
+                .OrderBy(r => names.IndexOf(r.Attack)).ThenBy(r => labels.IndexOf(r.Defense)).ThenBy(r => r.Seed).ToList();
         }
         else
         {
@@ -114,7 +122,7 @@ internal static class Cifar10Study
         }
 
         s.AppendLine();
-        s.AppendLine("### Our defenses (percent; mean ± sample std over the seeds run; before = the victim on the full 10,000 test images and its 9,000 triggered non-target images)");
+        s.AppendLine("### Our defenses (percent; mean ± sample std where a row has several seeds; before = the victim on the full 10,000 test images and its 9,000 triggered non-target images)");
         s.AppendLine();
         var seedsRun = rows.GroupBy(r => (r.Attack, r.Defense)).Select(g => $"{g.Key.Attack}/{g.Key.Defense}: {g.Count()}");
         s.AppendLine($"Seeds per row: {string.Join(", ", seedsRun)}.");

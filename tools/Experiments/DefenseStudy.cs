@@ -224,7 +224,9 @@ internal static class DefenseStudy
 
     public static string Stat(IEnumerable<double> values, string format = "0.00")
     {
-        var (mean, std) = MeanStd(values);
+        var list = values.ToList();
+        if (list.Count == 1) return list[0].ToString(format, CultureInfo.InvariantCulture); // one seed: no spread to show
+        var (mean, std) = MeanStd(list);
         return $"{mean.ToString(format, CultureInfo.InvariantCulture)} ± {std.ToString(format, CultureInfo.InvariantCulture)}";
     }
 
