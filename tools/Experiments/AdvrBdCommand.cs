@@ -56,8 +56,7 @@ internal static class AdvrBdCommand
         var ratios = options.Text("ratios", "0.05,0.1").Split(',').Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToList();
         var attackNames = options.Text("attacks", "badnets,blended,sig").Split(',');
         var perClass = options.Int("per-class", 2000);
-        var parameters = options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
-            .Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);
+        var parameters = options.Parameters();
         var cache = options.Text("cache", "artifacts/experiments");
         var tag = options.Text("tag", $"pc{perClass}");
         var log = Path.Combine(cache, $"advrbd-{tag}.jsonl");

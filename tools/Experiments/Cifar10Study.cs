@@ -94,9 +94,8 @@ internal static class Cifar10Study
     {
         var extra = overrides.GetValueOrDefault(plan.Label, "");
         var all = string.Join(',', new[] { plan.Parameters, extra }.Where(p => p.Length > 0));
-        var parameters = all.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
-            .ToDictionary(kv => kv[0], kv => (object)kv[1]);
-        return new StudyDefense(DefenseCatalog.Get(plan.Defense), plan.PerClass, extra.Length > 0 ? $"{plan.Label} ({extra})" : plan.Label, parameters);
+        return new StudyDefense(DefenseCatalog.Get(plan.Defense), plan.PerClass, extra.Length > 0 ? $"{plan.Label} ({extra})" : plan.Label,
+            ExperimentOptions.ParameterList(all));
     }
 
     private static string Report(List<StudyRow> rows, string dir, int epochs, string arguments)

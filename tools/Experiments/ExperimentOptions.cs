@@ -32,6 +32,13 @@ internal sealed class ExperimentOptions(Dictionary<string, string> values)
         return new ExperimentOptions(values);
     }
 
+    /// <summary>A defense's parameter overrides written <c>key=value,key=value</c> (values as text; the defense parses them).</summary>
+    public static Dictionary<string, object> ParameterList(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => (object)kv[1]);
+
+    /// <summary>The <c>--params key=value,key=value</c> option as parameter overrides.</summary>
+    public Dictionary<string, object> Parameters() => ParameterList(Text("params", ""));
+
     public int Int(string key, int fallback) => values.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
     public double Number(string key, double fallback) => values.TryGetValue(key, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
     public string Text(string key, string fallback) => values.GetValueOrDefault(key, fallback);

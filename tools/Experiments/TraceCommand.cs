@@ -38,7 +38,7 @@ internal static class TraceCommand
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean, TargetLabel = 0, Seed = options.Int("seed", 0),
             Backdoor = new BackdoorSamples(triggered, true), // RNP shows it as validation ASR only
-            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options), Device = ExperimentDevice.Current,
+            TestSet = test, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = options.Parameters(), Device = ExperimentDevice.Current,
         });
         Print(result);
     }
@@ -66,13 +66,10 @@ internal static class TraceCommand
         {
             Defense = defense, Model = loaded.Classifier, CleanData = clean.Data, TargetLabel = options.Int("target", 0), Seed = options.Int("seed", 0),
             Backdoor = triggered is null ? null : new BackdoorSamples(triggered, true),
-            TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = Overrides(options), Device = ExperimentDevice.Current,
+            TestSet = test.Data, BackdoorTestSet = bd.Data, Observer = new Printer(), Parameters = options.Parameters(), Device = ExperimentDevice.Current,
         });
         Print(result);
     }
-
-    private static Dictionary<string, object> Overrides(ExperimentOptions options) =>
-        options.Text("params", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=')).ToDictionary(kv => kv[0], kv => (object)kv[1]);
 
     private static void Print(DefenseResult result) =>
         Console.WriteLine($"before {result.Before} after {result.After}; chosen {result.Chosen}; {string.Join(", ", result.Findings.Select(f => $"{f.Key}={f.Value}"))}; {result.WallTime.TotalSeconds:0.0}s");

@@ -13,26 +13,25 @@ public static class Evaluator
 
     /// <summary>
     /// Predicted class of every image (uint8 N×C×H×W), in eval mode under inference mode, one dispose scope
-    /// per batch. The module's train/eval mode is restored afterwards.
+    /// per batch, on the model's device. The module's train/eval mode is restored afterwards.
     /// </summary>
-    public static long[] Predict(Classifier model, Tensor images, int batchSize = DefaultBatchSize, Device? device = null, Action<int>? batchDone = null)
+    public static long[] Predict(Classifier model, Tensor images, int batchSize = DefaultBatchSize, Action<int>? batchDone = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var count = (int)images.shape[0];
         var wasTraining = model.Module.training;
         model.Module.eval();
         // The predictions stay on the model's device, in one tensor written batch by batch, and come to the host once.
-        var on = device ?? model.Device;
         try
         {
             using var inference = torch.inference_mode();
-            using var predicted = torch.empty(count, ScalarType.Int64, device: on);
+            using var predicted = torch.empty(count, ScalarType.Int64, device: model.Device);
             for (var start = 0; start < count; start += batchSize)
             {
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, count - start);
-                var x = model.Input.Normalize(images.narrow(0, start, length), on);
+                var x = model.Prepare(images.narrow(0, start, length));
                 predicted.narrow(0, start, length).copy_(model.Forward(x).argmax(1));
                 batchDone?.Invoke(length);
             }
@@ -50,8 +49,7 @@ public static class Evaluator
     /// Predicted class of every sample of <paramref name="data"/> and the softmax probability the model gives to the
     /// sample's own label (eval mode, inference mode, one dispose scope per batch).
     /// </summary>
-    public static (long[] Predicted, double[] LabelProbability) PredictWithConfidence(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize,
-        Device? device = null)
+    public static (long[] Predicted, double[] LabelProbability) PredictWithConfidence(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         model.Input.EnsureMatches(data);
@@ -67,7 +65,7 @@ public static class Evaluator
                 using var quiet = GcQuietRegion.Enter();
                 using var scope = NewDisposeScope();
                 var length = Math.Min(batchSize, data.Count - start);
-                var logits = model.Forward(model.Input.Normalize(data.Images.narrow(0, start, length), device ?? model.Device)).cpu();
+                var logits = model.Forward(model.Prepare(data.Images.narrow(0, start, length))).cpu();
                 logits.argmax(1).data<long>().CopyTo(predicted, start);
                 var labels = data.Labels.narrow(0, start, length).unsqueeze(1);
                 nn.functional.softmax(logits, 1).gather(1, labels).squeeze(1).to_type(ScalarType.Float64).data<double>().CopyTo(probability, start);
@@ -82,10 +80,10 @@ public static class Evaluator
     }
 
     /// <summary>Fraction of <paramref name="data"/> predicted as its label.</summary>
-    public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Device? device = null, Action<int>? batchDone = null)
+    public static double Accuracy(Classifier model, ImageDataset data, int batchSize = DefaultBatchSize, Action<int>? batchDone = null)
     {
         model.Input.EnsureMatches(data);
-        return Fraction(Predict(model, data.Images, batchSize, device, batchDone), Labels(data), (p, y) => p == y);
+        return Fraction(Predict(model, data.Images, batchSize, batchDone), Labels(data), (p, y) => p == y);
     }
 
     /// <summary>
@@ -93,20 +91,20 @@ public static class Evaluator
     /// with their TRUE labels), skipping samples whose true label is the target, as BackdoorBench does.
     /// </summary>
     public static BackdoorMetrics Evaluate(Classifier model, ImageDataset cleanTest, ImageDataset? backdoorTest, int targetLabel,
-        int batchSize = DefaultBatchSize, Device? device = null, Action<int, int>? progress = null)
+        int batchSize = DefaultBatchSize, Action<int, int>? progress = null)
     {
         // progress(images done, images in all), after every batch.
         var total = cleanTest.Count + (backdoorTest?.Count ?? 0);
         var done = 0;
         Action<int>? batchDone = progress is null ? null : n => progress(done += n, total);
-        var acc = Accuracy(model, cleanTest, batchSize, device, batchDone);
+        var acc = Accuracy(model, cleanTest, batchSize, batchDone);
         if (backdoorTest is null)
         {
             return new BackdoorMetrics(acc, null, null, cleanTest.Count, 0);
         }
 
         model.Input.EnsureMatches(backdoorTest, "backdoor test set");
-        var (asr, ra, kept) = AttackMetrics(Predict(model, backdoorTest.Images, batchSize, device, batchDone), Labels(backdoorTest), targetLabel);
+        var (asr, ra, kept) = AttackMetrics(Predict(model, backdoorTest.Images, batchSize, batchDone), Labels(backdoorTest), targetLabel);
         return new BackdoorMetrics(acc, asr, ra, cleanTest.Count, kept);
     }
 

@@ -20,7 +20,7 @@ public static class AuthServices
         // XML there, as the database beside them holds the password hashes and API key hashes: the data directory is the
         // secret to protect (owner-only permissions, docs/deployment.md), so the framework's "no XML encryptor" warning
         // says nothing an operator can act on and is filtered.
-        var data = builder.Configuration.GetSection(WebDefenseOptions.Section).Get<WebDefenseOptions>() ?? new WebDefenseOptions();
+        var data = builder.BoundWebDefenseOptions();
         builder.Services.AddDataProtection().SetApplicationName("WebDefense")
             .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(data.DataPath, "keys")));
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection.KeyManagement.XmlKeyManager", LogLevel.Error);

@@ -33,7 +33,7 @@ public static class ApiPolicies
 
     public static WebApplicationBuilder AddApiPolicies(this WebApplicationBuilder builder)
     {
-        var options = builder.Configuration.GetSection(WebDefenseOptions.Section).Get<WebDefenseOptions>() ?? new WebDefenseOptions();
+        var options = builder.BoundWebDefenseOptions();
         if (options.Cors.AllowedOrigins.Length > 0)
         {
             builder.Services.AddCors(c => c.AddPolicy(CorsPolicy, p => p.WithOrigins(options.Cors.AllowedOrigins)
@@ -48,9 +48,10 @@ public static class ApiPolicies
             limiter.OnRejected = async (context, ct) =>
             {
                 var seconds = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 1;
+                var limits = Limits(context.HttpContext);
                 context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-                await Results.Problem($"too many requests: this client may make {Limits(context.HttpContext).PermitsPerSecond} per second on average " +
-                                      $"(bursts of {Limits(context.HttpContext).Burst}); try again in {seconds} s",
+                await Results.Problem($"too many requests: this client may make {limits.PermitsPerSecond} per second on average " +
+                                      $"(bursts of {limits.Burst}); try again in {seconds} s",
                     statusCode: StatusCodes.Status429TooManyRequests, title: "Too many requests").ExecuteAsync(context.HttpContext);
             };
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>

@@ -151,6 +151,10 @@ internal sealed class WebDefenseOptionsValidator(IConfiguration configuration) :
 
 public static class OptionsServices
 {
+    /// <summary>The options as configured, for what must be decided while the services are registered (before they can be resolved).</summary>
+    public static WebDefenseOptions BoundWebDefenseOptions(this WebApplicationBuilder builder) =>
+        builder.Configuration.GetSection(WebDefenseOptions.Section).Get<WebDefenseOptions>() ?? new WebDefenseOptions();
+
     public static WebApplicationBuilder AddWebDefenseOptions(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<WebDefenseOptions>()
